@@ -17,7 +17,6 @@ iteration must move at least (matrix, vectors) divided by the measured copy band
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import numpy as np
@@ -25,7 +24,8 @@ import scipy.ndimage as ndi
 import scipy.sparse.linalg as spla
 import torch
 
-from sciml.linalg import PoissonStencil, SparseCSR, cg
+from sciml.benchmarks.timing import median_time, synchronize
+from sciml.linalg import PoissonStencil, cg
 from sciml.linalg.stencil import enclosed_fluid
 
 
@@ -68,10 +68,10 @@ def copy_bandwidth(device: torch.device, megabytes: int = 256, repeats: int = 5)
     dst = torch.empty_like(src)
     times = []
     for _ in range(repeats + 1):
-        _sync(device)
+        synchronize(device)
         t = time.perf_counter()
         dst.copy_(src)
-        _sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - t)
     return 2 * src.numel() * 8 / min(times[1:])
 
@@ -88,22 +88,8 @@ def cg_bytes_per_iteration(n: int, nnz: int, kind: str) -> int:
     return spmv + 12 * 8 * n
 
 
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _median_time(fn, repeats: int):
-    fn()  # warm-up
-    results, times = None, []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        results = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), results
-
-
-def _row(method, iterations, seconds, residual, floor_s=None, **extra):
+def result_row(method, iterations, seconds, residual, floor_s=None, **extra):
+    """One benchmark row: iterations, total and per-iteration time, true residual, optional floor."""
     per_it = seconds / max(iterations, 1)
     row = {"method": method, "iterations": int(iterations), "total_s": seconds, "ms_per_iteration": per_it * 1e3,
            "true_residual": float(residual)}
@@ -114,7 +100,8 @@ def _row(method, iterations, seconds, residual, floor_s=None, **extra):
     return row
 
 
-def _true_residual(A_scipy, x, b) -> float:
+def true_residual(A_scipy, x, b) -> float:
+    """``||b - A x|| / ||b||`` in float64 with numpy."""
     return float(np.linalg.norm(b - A_scipy @ x) / np.linalg.norm(b))
 
 
@@ -126,13 +113,14 @@ def bench_size(n: int, device: str, rtol: float, repeats: int, bandwidth: float)
     fluid = int(stencil.fluid.sum())
     rows = []
     for label, op, kind in (("sciml cg (CSR)", csr, "csr"), ("sciml cg (stencil)", stencil, "stencil")):
-        seconds, res = _median_time(lambda: cg(op, b, rtol=rtol), repeats)
+        seconds, res = median_time(lambda: cg(op, b, rtol=rtol), repeats, device=device)
         floor = cg_bytes_per_iteration(n ** 3, csr.nnz, kind) / bandwidth
-        rows.append(_row(label, res.iterations, seconds, _true_residual(A_scipy, res.x.cpu().numpy(), b_np),
+        rows.append(result_row(label, res.iterations, seconds, true_residual(A_scipy, res.x.cpu().numpy(), b_np),
                          floor, device=device))
     if torch.device(device).type == "cpu":
-        rows.append(_scipy_row(A_scipy, b_np, rtol, repeats, bandwidth, n, csr.nnz))
-        amg = _pyamg_row(A_scipy, b_np, stencil.fluid.reshape(-1).cpu().numpy(), rtol, repeats)
+        floor = cg_bytes_per_iteration(n ** 3, csr.nnz, "csr") / bandwidth
+        rows.append(scipy_cg_row(A_scipy, b_np, rtol, repeats, floor))
+        amg = pyamg_row(A_scipy, b_np, stencil.fluid.reshape(-1).cpu().numpy(), rtol, repeats)
         if amg is not None:
             rows.append(amg)
         scipy_per_it = rows[2]["ms_per_iteration"]
@@ -144,31 +132,32 @@ def bench_size(n: int, device: str, rtol: float, repeats: int, bandwidth: float)
     return rows
 
 
-def _scipy_row(A, b, rtol, repeats, bandwidth, n, nnz):
+def scipy_cg_row(A, b, rtol, repeats, floor_s=None):
+    """``scipy.sparse.linalg.cg`` on the scipy matrix ``A`` and numpy ``b``: a result row."""
     def run():
         count = [0]
         x, _ = spla.cg(A, b, rtol=rtol, maxiter=10 * A.shape[0], callback=lambda _: count.__setitem__(0, count[0] + 1))
         return x, count[0]
-    seconds, (x, iterations) = _median_time(run, repeats)
-    floor = cg_bytes_per_iteration(n ** 3, nnz, "csr") / bandwidth
-    return _row("scipy cg", iterations, seconds, _true_residual(A, x, b), floor, device="cpu")
+    seconds, (x, iterations) = median_time(run, repeats)
+    return result_row("scipy cg", iterations, seconds, true_residual(A, x, b), floor_s, device="cpu")
 
 
-def _pyamg_row(A, b, fluid_mask, rtol, repeats):
+def pyamg_row(A, b, fluid_mask, rtol, repeats):
+    """pyamg smoothed-aggregation PCG on the fluid rows of ``A``: a result row (None without pyamg)."""
     try:
         import pyamg
     except ImportError:
         return None
     A_fluid = A[fluid_mask][:, fluid_mask].tocsr()
     b_fluid = b[fluid_mask]
-    setup_s, ml = _median_time(lambda: pyamg.smoothed_aggregation_solver(A_fluid), repeats)
+    setup_s, ml = median_time(lambda: pyamg.smoothed_aggregation_solver(A_fluid), repeats)
 
     def run():
         residuals = []
         x = ml.solve(b_fluid, tol=rtol, accel="cg", residuals=residuals)
         return x, len(residuals) - 1
-    seconds, (x, iterations) = _median_time(run, repeats)
-    return _row("pyamg SA-PCG", iterations, seconds, _true_residual(A_fluid, x, b_fluid), device="cpu",
+    seconds, (x, iterations) = median_time(run, repeats)
+    return result_row("pyamg SA-PCG", iterations, seconds, true_residual(A_fluid, x, b_fluid), device="cpu",
                 setup_s=setup_s, levels=len(ml.levels))
 
 

@@ -61,6 +61,8 @@ class Problem:
                                  f"on {b.device}")
             self.x = x0.to(self.dtype).clone()
         self.bnorm = float(torch.linalg.vector_norm(self.b.double()))
+        if self.bnorm == 0:
+            self.x.zero_()  # A x = 0 is solved exactly by x = 0, whatever x0 was (scipy's rule)
         self.applications = 0
         self.start = time.perf_counter()
 

@@ -63,7 +63,9 @@ def cg(A, b: torch.Tensor, x0: torch.Tensor | None = None, *, rtol: float = 1e-6
     r = prob.true_residual() if x0 is not None else prob.b.clone()
     history = [prob.relative(float(torch.linalg.vector_norm(r)))]
     if history[0] * max(prob.bnorm, 1e-300) <= tol or prob.bnorm == 0:
-        return _finish(prob, True, 0, history, "initial guess already satisfies the tolerance", bar)
+        status = "b is zero, so x = 0 is the exact solution" if prob.bnorm == 0 else \
+            "initial guess already satisfies the tolerance"
+        return _finish(prob, True, 0, history, status, bar)
     z = r if precond is None else precond(r)
     p = z.clone()
     rz = torch.dot(r, z)
@@ -75,14 +77,14 @@ def cg(A, b: torch.Tensor, x0: torch.Tensor | None = None, *, rtol: float = 1e-6
         for s in range(steps):
             Ap = prob.apply(p)
             pAp = torch.dot(p, Ap)
-            alpha = rz / pAp
+            alpha = _divide(rz, pAp)
             prob.x.addcmul_(p, alpha)
             r.addcmul_(Ap, alpha, value=-1.0)
             z = r if precond is None else precond(r)
             rz_new = torch.dot(r, z)
             norms[s] = torch.linalg.vector_norm(r) if precond is not None else rz_new.sqrt()
             curvatures[s] = torch.minimum(pAp, rz_new)
-            p.mul_(rz_new / rz).add_(z)
+            p.mul_(_divide(rz_new, rz)).add_(z)
             rz = rz_new
         values, curv = norms[:steps].tolist(), curvatures[:steps].tolist()
         for value, curvature in zip(values, curv):
@@ -124,6 +126,17 @@ def pcg(A, b: torch.Tensor, x0: torch.Tensor | None = None, *, M="jacobi", **kwa
     ``r -> z`` (e.g. a multigrid V-cycle). Other arguments as for :func:`cg`.
     """
     return cg(A, b, x0, M=M, **kwargs)
+
+
+def _divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    """``numerator / denominator``, or 0 where the denominator is 0.
+
+    Between host checks (``check_every > 1``) CG keeps iterating after the residual has
+    reached exactly zero (``p = 0``, ``p^T A p = 0``, ``r^T z = 0``); a zero step keeps
+    ``x`` finite there. A zero ``p^T A p`` for a non-zero residual is still reported by
+    the curvature check as not SPD.
+    """
+    return torch.where(denominator != 0, numerator / denominator, torch.zeros_like(numerator))
 
 
 def _check_curvature(value: float, k: int, preconditioned: bool, done: bool) -> None:

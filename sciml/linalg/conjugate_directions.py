@@ -86,7 +86,8 @@ def conjugate_directions(A, b: torch.Tensor, direction: DirectionGenerator = ide
     previous: deque = deque(maxlen=max(n_orth, 1))
     status, converged, stagnated, k = None, rnorm <= tol, False, 0
     if converged:
-        status = "initial guess already satisfies the tolerance"
+        status = "b is zero, so x = 0 is the exact solution" if prob.bnorm == 0 else \
+            "initial guess already satisfies the tolerance"
     while not converged and k < maxiter:
         k += 1
         q = _new_direction(direction, r, rnorm, prob)
@@ -115,11 +116,18 @@ def conjugate_directions(A, b: torch.Tensor, direction: DirectionGenerator = ide
                       f"{1 - stagnation_factor:.0%} progress in {stagnation_window}); the directions are poor "
                       "for this system: fall back to pcg from result.x")
             break
+    if not recompute_residual:
+        recurrence = history[-1]
+        history[-1] = prob.relative(float(torch.linalg.vector_norm(prob.true_residual())))
+        if prob.bnorm > 0:
+            true_converged = history[-1] * prob.bnorm <= tol * 1.0000001
+            if converged and not true_converged:
+                status = (f"not converged: the recurrence residual reached {recurrence:.2e} but the true residual "
+                          f"is {history[-1]:.2e}; rtol={rtol:g} is below the attainable accuracy: loosen rtol, "
+                          "use recompute_residual=True or a float64 operator")
+            converged = true_converged
     if converged and status is None:
         status = f"converged in {k} iterations"
-    if not recompute_residual:
-        history[-1] = prob.relative(float(torch.linalg.vector_norm(prob.true_residual())))
-        converged = history[-1] * max(prob.bnorm, 1e-300) <= tol * 1.0000001 if prob.bnorm > 0 else converged
     if status is None:
         status = (f"not converged: reached maxiter={maxiter} at relative residual {history[-1]:.2e}; "
                   "raise maxiter or fall back to pcg from result.x")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from sciml.linalg.operator import LinearOperator
+from sciml.linalg.operator import LinearOperator, resolve_device
 
 
 class Dense(LinearOperator):
@@ -78,7 +78,7 @@ class Identity(LinearOperator):
 
     def __init__(self, n: int, dtype: torch.dtype = torch.float64, device=None):
         self.shape = (int(n), int(n))
-        self.dtype, self.device = dtype, torch.device(device or "cpu")
+        self.dtype, self.device = dtype, resolve_device(device)
 
     def _matvec(self, x):
         return x

@@ -123,6 +123,19 @@ class LinearOperator:
         return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype}, device={self.device})"
 
 
+def resolve_device(device=None) -> torch.device:
+    """The ``torch.device`` that tensors created on ``device`` report (``"cuda"`` -> ``cuda:0``).
+
+    ``torch.device("cuda") != torch.device("cuda:0")``, but a tensor made on ``"cuda"`` is on
+    ``cuda:<current index>``; operators store the resolved form so that the device checks of
+    :func:`check_operand` compare like with like.
+    """
+    device = torch.device("cpu" if device is None else device)
+    if device.type != "cpu" and device.index is None:
+        device = torch.empty(0, device=device).device
+    return device
+
+
 def check_operand(op: LinearOperator, x: torch.Tensor, size: int, where: str) -> None:
     """Raise a ``ValueError`` naming both sides if ``x`` does not fit ``op``.
 

@@ -25,7 +25,7 @@ import scipy.ndimage as ndi
 import scipy.sparse as sp
 import torch
 
-from sciml.linalg.operator import LinearOperator
+from sciml.linalg.operator import LinearOperator, resolve_device
 from sciml.linalg.sparse import SparseCSR
 
 FACES = ("x-", "x+", "y-", "y+", "z-", "z+")
@@ -114,7 +114,7 @@ class PoissonStencil(LinearOperator):
                     "solid |= enclosed_fluid(solid, dirichlet), open a face, or pass allow_singular=True")
         n = int(np.prod(self.grid))
         self.shape, self.dtype = (n, n), dtype
-        self.device = torch.device(device or "cpu")
+        self.device = resolve_device(device)
         self.solid = torch.as_tensor(solid_np, device=self.device)
         self._diag, self._links = self._coefficients(solid_np)
 
@@ -176,6 +176,8 @@ class PoissonStencil(LinearOperator):
         return SparseCSR.from_scipy(csr, dtype=self.dtype, device=self.device, symmetric=True)
 
     def to(self, device=None, dtype=None):
+        if (device is None or torch.device(device) == self.device) and (dtype is None or dtype == self.dtype):
+            return self
         return PoissonStencil(self.grid, self.solid.cpu().numpy(), self.dirichlet, dtype=dtype or self.dtype,
                               device=device or self.device, allow_singular=True)
 
