@@ -15,6 +15,7 @@ from sciml.linalg.eigsh import eigsh
 from sciml.linalg.errors import NonFiniteError, NotSPDError
 from sciml.linalg.lanczos import LanczosResult, lanczos
 from sciml.linalg.lobpcg import lobpcg
+from sciml.linalg.multigrid import GeometricMultigrid, mgpcg
 from sciml.linalg.operator import LinearOperator, ProductOperator, ScaledOperator, SumOperator
 from sciml.linalg.preconditioners import jacobi
 from sciml.linalg.result import SolveResult
@@ -26,4 +27,5 @@ __all__ = [
     "ProductOperator", "ScaledOperator", "FACES", "enclosed_fluid", "cg", "pcg", "conjugate_directions",
     "identity_direction", "lanczos", "LanczosResult", "eigsh", "lobpcg", "jacobi", "SolveResult",
     "NotSPDError", "NonFiniteError",
+    "GeometricMultigrid", "mgpcg",
 ]
