@@ -1,0 +1,132 @@
+"""``sciml bench dcdm``: DCDM against classical Poisson solvers on held-out scenes, in one run.
+
+For every grid size and held-out scene (never used in training) the same float64 matrix
+and right-hand side (divergence of a random smooth velocity) go to
+
+* DCDM with each shipped network (``dcdm-paper``: the paper's CNN; ``dcdm-unet``: ours),
+* our CG (matrix-free stencil) and our geometric-multigrid PCG (``sciml.linalg.multigrid``),
+* ``scipy.sparse.linalg.cg`` and pyamg smoothed-aggregation PCG (CPU only, ``bench`` extra).
+
+Every row reports iterations, setup / solve / total time and the *true* final residual;
+DCDM rows also split their time into network, matvec and orthogonalisation.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+import numpy as np
+import torch
+
+from sciml.benchmarks.linalg import pyamg_row, result_row, scipy_cg_row, true_residual
+from sciml.benchmarks.timing import median_time, synchronize
+from sciml.linalg import cg, pcg
+from solvers.dcdm.solver import DCDMSolver
+
+logger = logging.getLogger(__name__)
+
+
+def _dcdm_row(label: str, solver: DCDMSolver, A, b, tol: float, maxiter: int, A_scipy, b_np) -> dict:
+    seconds, res = median_time(lambda: solver.solve(A, b, tol=tol, maxiter=maxiter), 1, warmup=0,
+                               device=solver.device)
+    info = res.info
+    return result_row(label, res.iterations, seconds, true_residual(A_scipy, res.x.cpu().numpy(), b_np),
+                      setup_s=0.0, converged=res.converged, fallback=info["fallback"],
+                      dcdm_iterations=info["dcdm_iterations"], network_s=info["network_s"],
+                      matvec_s=info["matvec_s"], orthogonalisation_s=info["orthogonalisation_s"])
+
+
+def _mgpcg_row(A, b, tol: float, repeats: int, A_scipy, b_np, device) -> dict:
+    from sciml.linalg.multigrid import GeometricMultigrid
+    setup_s, M = median_time(lambda: GeometricMultigrid(A), repeats, device=device)
+    seconds, res = median_time(lambda: pcg(A, b, M=M, rtol=tol), repeats, device=device)
+    return result_row("sciml mg-pcg", res.iterations, seconds, true_residual(A_scipy, res.x.cpu().numpy(), b_np),
+                      setup_s=setup_s, converged=res.converged)
+
+
+def bench_scene(name: str, n: int, device: str, solvers: dict[str, DCDMSolver], tol: float, repeats: int,
+                maxiter: int) -> list[dict]:
+    """All methods on one scene at ``n^3``; one row each."""
+    from solvers.dcdm.scenes import get_scene
+    scene = get_scene(name).at(n)
+    A = scene.stencil(dtype=torch.float64, device=device)
+    b = scene.rhs(seed=0).to(device)
+    A_scipy, b_np = A.to_csr().to_scipy(), b.cpu().numpy()
+    rows = []
+    for label, solver in solvers.items():
+        rows.append(_dcdm_row(label, solver, A, b, tol, maxiter, A_scipy, b_np))
+    seconds, res = median_time(lambda: cg(A, b, rtol=tol), repeats, device=device)
+    rows.append(result_row("sciml cg", res.iterations, seconds,
+                           true_residual(A_scipy, res.x.cpu().numpy(), b_np), setup_s=0.0, converged=res.converged))
+    rows.append(_mgpcg_row(A, b, tol, repeats, A_scipy, b_np, device))
+    if torch.device(device).type == "cpu":
+        rows.append({**scipy_cg_row(A_scipy, b_np, tol, repeats), "setup_s": 0.0})
+        amg = pyamg_row(A_scipy, b_np, A.fluid.reshape(-1).cpu().numpy(), tol, repeats)
+        if amg is not None:
+            rows.append(amg)
+    cg_row = rows[len(solvers)]
+    for row in rows:
+        row.update(scene=name, n=n, device=device)
+        row["setup_total_s"] = row.get("setup_s", 0.0) + row["total_s"]
+        row["iterations_vs_cg"] = row["iterations"] / cg_row["iterations"]
+        row["time_vs_cg"] = row["setup_total_s"] / cg_row["total_s"]
+    return rows
+
+
+def summarise(rows: list[dict], labels: list[str], tol: float) -> dict:
+    """Acceptance numbers: worst iteration ratio to CG per size, failures, size growth."""
+    summary = {}
+    for label in labels:
+        mine = [r for r in rows if r["method"] == label]
+        by_size = {}
+        for r in mine:
+            by_size.setdefault(r["n"], []).append(r)
+        summary[label] = {
+            "failures": sum(not r["converged"] or r["true_residual"] > tol * 1.001 for r in mine),
+            "fallbacks": sum(r["fallback"] is not None for r in mine),
+            "max_iterations_vs_cg": {n: max(r["iterations_vs_cg"] for r in rs) for n, rs in by_size.items()},
+            "mean_iterations": {n: float(np.mean([r["iterations"] for r in rs])) for n, rs in by_size.items()},
+        }
+    return summary
+
+
+def format_table(rows: list[dict]) -> str:
+    """Fixed-width table of all rows."""
+    header = (f"{'N':>4} {'scene':<14} {'method':<14} {'iters':>6} {'vs cg':>6} {'setup s':>8} {'solve s':>8} "
+              f"{'total s':>8} {'true res':>9} {'net/mv/orth s':>20}")
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        split = (f"{r['network_s']:.2f}/{r['matvec_s']:.2f}/{r['orthogonalisation_s']:.2f}"
+                 if "network_s" in r else "-")
+        lines.append(f"{r['n']:>4} {r['scene'][:14]:<14} {r['method'][:14]:<14} {r['iterations']:>6} "
+                     f"{r['iterations_vs_cg']:>6.2f} {r.get('setup_s', 0.0):>8.3f} {r['total_s']:>8.3f} "
+                     f"{r['setup_total_s']:>8.3f} {r['true_residual']:>9.1e} {split:>20}")
+    return "\n".join(lines)
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Parse ``sciml bench dcdm`` options, run, and return the JSON-ready results."""
+    from solvers.dcdm.scenes import heldout_scenes
+    parser = argparse.ArgumentParser(prog="sciml bench dcdm", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--scenes", nargs="+", default=None, help="held-out scene names (default: all)")
+    parser.add_argument("--models", nargs="+", default=["dcdm-unet", "dcdm-paper"])
+    parser.add_argument("--tol", type=float, default=1e-6)
+    parser.add_argument("--maxiter", type=int, default=100, help="DCDM iterations before the fallback")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    solvers = {name: DCDMSolver.from_pretrained(name, device=args.device) for name in args.models}
+    scenes = args.scenes or [s if isinstance(s, str) else s.name for s in heldout_scenes()]
+    started = time.perf_counter()
+    rows = []
+    for n in args.sizes:
+        for name in scenes:
+            logger.info("dcdm bench: %s at %d^3", name, n)
+            rows += bench_scene(name, n, args.device, solvers, args.tol, args.repeats, args.maxiter)
+    synchronize(args.device)
+    return {"benchmark": "dcdm", "tol": args.tol, "device": args.device, "sizes": args.sizes, "scenes": scenes,
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows,
+            "summary": summarise(rows, list(solvers), args.tol), "wall_s": time.perf_counter() - started,
+            "table": format_table(rows)}

@@ -1,0 +1,104 @@
+"""Training of the DCDM direction network on Ritz-vector right-hand sides.
+
+The loss of Kaneda et al. for one right-hand side ``b`` and ``q = f(b)`` is
+
+    L(b) = || b - (q^T b / q^T A q) A q ||^2,
+
+the residual left after an exact line search along ``q``. It is invariant to the scale
+(and sign) of ``f`` and zero when ``q`` is parallel to ``A^{-1} b``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from sciml.linalg import PoissonStencil
+from sciml.train import TrainConfig, TrainResult, fit, shard
+from solvers.dcdm.data import RitzBasis, ritz_basis
+from solvers.dcdm.scenes import get_scene
+
+
+logger = logging.getLogger(__name__)
+
+
+def dcdm_loss(model: nn.Module, A: PoissonStencil, b: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``|| b - (q^T b / q^T A q) A q ||^2`` with ``q = model(b)``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Maps ``(B, 1, X, Y, Z)`` to ``(B, 1, X, Y, Z)``.
+    A : PoissonStencil
+        In the dtype and on the device of ``b``.
+    b : (B, n) tensor
+        Unit-norm right-hand sides (zero on solid cells).
+
+    Returns
+    -------
+    () tensor
+    """
+    batch = b.shape[0]
+    q = model(b.reshape(batch, 1, *A.grid)).reshape(batch, -1) * A.fluid.reshape(1, -1)
+    Aq = A.matvec(q.T.contiguous()).T
+    alpha = (q * b).sum(1) / (q * Aq).sum(1)
+    return ((b - alpha[:, None] * Aq) ** 2).sum(1).mean()
+
+
+@dataclass
+class DCDMTrainingSetup:
+    """Training matrices and their Ritz bases.
+
+    Attributes
+    ----------
+    scenes : list of str
+        Names of the training scenes (see :mod:`solvers.dcdm.scenes`).
+    sizes : list of int
+        Training grid sizes (cells per side); every scene is rasterised at each. More
+        than one size teaches the network directions that carry over across resolutions.
+    lanczos_steps : int
+    operators : list of PoissonStencil (float32), one per (scene, size)
+    bases : list of RitzBasis, one per (scene, size)
+    """
+
+    scenes: list[str]
+    sizes: list[int]
+    lanczos_steps: int
+    operators: list[PoissonStencil] = field(default_factory=list)
+    bases: list[RitzBasis] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, scenes: Sequence[str], sizes: Sequence[int], lanczos_steps: int,
+              seed: int = 0) -> "DCDMTrainingSetup":
+        """Rasterise the scenes at each size and run Lanczos on each matrix."""
+        setup = cls(list(scenes), list(sizes), lanczos_steps)
+        for index, (n, name) in enumerate((n, name) for n in sizes for name in scenes):
+            scene = get_scene(name).at(n)
+            steps = min(lanczos_steps, n ** 3 // 4)
+            setup.bases.append(ritz_basis(scene.stencil(dtype=torch.float64), steps, seed=seed + index))
+            setup.operators.append(scene.stencil(dtype=torch.float32))
+            logger.info("scene %s at %d^3: %d Ritz pairs, smallest %.3e", name, n,
+                        setup.bases[-1].values.numel(), float(setup.bases[-1].values[0]))
+        return setup
+
+    def sample_batch(self, step: int, generator: torch.Generator, batch_size: int, rank: int, world_size: int):
+        """The batch of ``step``: one training matrix (cycled) and ``batch_size`` Ritz samples."""
+        scene = step % len(self.bases)
+        b = self.bases[scene].sample(batch_size, generator)
+        return shard({"scene": torch.full((batch_size,), scene), "b": b}, rank, world_size)
+
+    def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
+        """:func:`dcdm_loss` on the batch's scene."""
+        A = self.operators[int(batch["scene"][0])]
+        if A.device != batch["b"].device:
+            A = A.to(device=batch["b"].device)
+            self.operators[int(batch["scene"][0])] = A
+        return dcdm_loss(model, A, batch["b"])
+
+
+def train_dcdm(model: nn.Module, setup: DCDMTrainingSetup, config: TrainConfig) -> TrainResult:
+    """Train ``model`` with :func:`sciml.train.fit` (checkpoints, resume, DDP) on ``setup``."""
+    return fit(model, setup.loss, setup.sample_batch, config)

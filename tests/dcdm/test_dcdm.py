@@ -1,0 +1,151 @@
+"""DCDM: networks, loss, Ritz data, solver with fallback, shipped weights."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sciml.linalg import cg, eigsh
+from solvers.dcdm.data import SPECTRUM_BIAS, ritz_basis
+from solvers.dcdm.network import PaperDCDMNet, UNetDCDMNet, build_network, flops_per_voxel
+from solvers.dcdm.scenes import get_scene, heldout_scenes
+from solvers.dcdm.solver import DATA_DIR, DCDMSolver
+from solvers.dcdm.training import DCDMTrainingSetup, dcdm_loss
+from sciml.train import TrainConfig
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class Identity(nn.Module):
+    """A 'network' that returns its input: DCDM with it is CG."""
+
+    config = {"arch": "identity"}
+
+    def forward(self, r):
+        return r
+
+
+class Scaled(nn.Module):
+    def __init__(self, inner, scale):
+        super().__init__()
+        self.inner, self.scale = inner, scale
+
+    def forward(self, r):
+        return self.scale * self.inner(r)
+
+
+def test_paper_network_has_the_papers_size_and_runs_at_any_size():
+    net = PaperDCDMNet()
+    assert sum(p.numel() for p in net.parameters()) == 97_457
+    for shape in [(8, 8, 8), (9, 12, 7), (16, 16, 16)]:
+        assert net(torch.randn(2, 1, *shape)).shape == (2, 1, *shape)
+
+
+def test_unet_is_cheaper_per_voxel_and_runs_at_odd_sizes():
+    unet = UNetDCDMNet()
+    assert flops_per_voxel(unet) < flops_per_voxel(PaperDCDMNet()) / 4
+    assert unet(torch.randn(1, 1, 13, 10, 17)).shape == (1, 1, 13, 10, 17)
+    rebuilt = build_network(unet.config)
+    assert isinstance(rebuilt, UNetDCDMNet) and rebuilt.config == unet.config
+    with pytest.raises(ValueError, match="architecture"):
+        build_network({"arch": "resnet"})
+
+
+def test_loss_is_scale_invariant_and_zero_for_the_exact_inverse():
+    A = get_scene("sphere").at(8).stencil(dtype=torch.float64)
+    b = get_scene("sphere").at(8).rhs(seed=1).reshape(1, -1)
+    net = PaperDCDMNet().double()
+    base = dcdm_loss(net, A, b)
+    for c in (3.0, -0.5):
+        assert torch.allclose(dcdm_loss(Scaled(net, c), A, b), base, rtol=1e-10)
+    fluid = A.fluid.reshape(-1)
+    dense = A.to_dense()[fluid][:, fluid]
+    inverse = torch.zeros(A.shape, dtype=torch.float64)
+    inverse[np.ix_(fluid.numpy(), fluid.numpy())] = torch.linalg.inv(dense)
+
+    class ExactInverse(nn.Module):
+        def forward(self, r):
+            return (inverse @ r.reshape(-1)).reshape(r.shape)
+    assert float(dcdm_loss(ExactInverse(), A, b)) < 1e-20
+
+
+def test_ritz_values_match_eigsh_and_the_spectrum_bias_is_nine():
+    A = get_scene("sphere").at(16).stencil(dtype=torch.float64)
+    basis = ritz_basis(A, 400, seed=0)
+    fluid = A.fluid.reshape(-1).numpy()
+    exact, _ = eigsh(A.to_csr().to_scipy()[fluid][:, fluid], 5)
+    assert torch.allclose(basis.values[:5], exact, rtol=1e-6)
+    scale = basis.coefficient_scale()
+    assert basis.low_modes == 400 // 2 + 400 // 20
+    assert torch.all(scale[: basis.low_modes] == SPECTRUM_BIAS) and torch.all(scale[basis.low_modes:] == 1)
+    b = basis.sample(4, torch.Generator().manual_seed(0))
+    assert torch.allclose(torch.linalg.vector_norm(b, dim=1), torch.ones(4))
+    assert b[:, ~torch.as_tensor(fluid)].abs().max() < 1e-6
+
+
+def test_identity_network_reproduces_cg():
+    scene = get_scene("two_spheres").at(16)
+    A, b = scene.stencil(), scene.rhs(seed=0)
+    result = DCDMSolver(Identity(), network_dtype=torch.float64, fallback=None, stagnation_window=None).solve(
+        A, b, tol=1e-6, maxiter=500)
+    assert result.converged
+    assert abs(result.iterations - cg(A, b, rtol=1e-6).iterations) <= 2
+
+
+def test_poor_network_falls_back_and_never_fails_silently():
+    scene = get_scene("torus").at(12)
+    A, b = scene.stencil(), scene.rhs(seed=0)
+    torch.manual_seed(0)
+    solver = DCDMSolver(PaperDCDMNet(), stagnation_window=5)
+    result = solver.solve(A, b, tol=1e-6, maxiter=10)
+    assert result.converged and result.residual <= 1e-6
+    assert result.info["fallback"] == "mgpcg" and "mgpcg" in result.status
+    alone = DCDMSolver(PaperDCDMNet(), fallback=None).solve(A, b, tol=1e-6, maxiter=3)
+    assert not alone.converged and "fall back" in alone.status
+
+
+def test_solve_accepts_scipy_and_numpy_and_asks_for_the_grid():
+    scene = get_scene("sphere").at(10)
+    A = scene.stencil().to_csr().to_scipy()
+    b = scene.rhs(seed=2).numpy()
+    solver = DCDMSolver(Identity(), network_dtype=torch.float64, stagnation_window=None)
+    result = solver.solve(A, b.reshape(10, 10, 10), tol=1e-8, maxiter=300)
+    assert result.converged and np.linalg.norm(b - A @ result.x.numpy()) <= 1e-8 * np.linalg.norm(b) * 1.001
+    with pytest.raises(ValueError, match="grid"):
+        solver.solve(A, b)
+
+
+def test_save_and_from_pretrained_round_trip(tmp_path):
+    solver = DCDMSolver(UNetDCDMNet((4, 8)))
+    path = solver.save(tmp_path / "tiny.safetensors", note="test")
+    loaded = DCDMSolver.from_pretrained(path)
+    r = torch.randn(1, 1, 8, 8, 8)
+    assert torch.equal(loaded.model(r), solver.model(r))
+    assert loaded.config["note"] == "test" and (tmp_path / "tiny.json").exists()
+    with pytest.raises(FileNotFoundError, match="sciml train dcdm"):
+        DCDMSolver.from_pretrained("dcdm-nonexistent")
+
+
+def test_short_training_lowers_the_loss():
+    setup = DCDMTrainingSetup.build(["sphere", "box_plate"], [8], lanczos_steps=60)
+    torch.manual_seed(0)
+    model = UNetDCDMNet((4, 8))
+    from solvers.dcdm.training import train_dcdm
+    result = train_dcdm(model, setup, TrainConfig(steps=60, lr=3e-3, batch_size=4, device="cpu"))
+    assert np.mean(result.losses[-10:]) < 0.7 * np.mean(result.losses[:5])
+
+
+@pytest.mark.skipif(not (DATA_DIR / "dcdm-unet.safetensors").exists(), reason="shipped weights not present")
+def test_shipped_model_beats_cg_on_a_heldout_scene():
+    scene = heldout_scenes()[0].at(16)
+    A, b = scene.stencil(), scene.rhs(seed=0)
+    result = DCDMSolver.from_pretrained("dcdm-unet").solve(A, b, tol=1e-6)
+    assert result.converged and result.info["fallback"] is None
+    assert result.iterations < cg(A, b, rtol=1e-6).iterations
