@@ -4,6 +4,8 @@ For each grid size the same matrix and right-hand side go to
 
 * ``sciml cg (CSR)`` -- :func:`sciml.linalg.cg` on the assembled :class:`SparseCSR`;
 * ``sciml cg (stencil)`` -- :func:`sciml.linalg.cg` on the matrix-free :class:`PoissonStencil`;
+* ``sciml mg-pcg`` -- :func:`sciml.linalg.pcg` with the geometric multigrid V-cycle
+  (:mod:`sciml.linalg.multigrid`), setup time reported separately;
 * ``scipy cg`` -- ``scipy.sparse.linalg.cg`` on the same CSR matrix;
 * ``pyamg SA-PCG`` -- smoothed-aggregation AMG as a CG preconditioner (the ``bench``
   extra), on the matrix restricted to fluid cells (AMG needs non-empty rows; the
@@ -24,8 +26,9 @@ import scipy.ndimage as ndi
 import scipy.sparse.linalg as spla
 import torch
 
+from sciml.benchmarks.table import format_table, number
 from sciml.benchmarks.timing import median_time, synchronize
-from sciml.linalg import PoissonStencil, cg
+from sciml.linalg import PoissonStencil, cg, pcg
 from sciml.linalg.stencil import enclosed_fluid
 
 
@@ -117,19 +120,29 @@ def bench_size(n: int, device: str, rtol: float, repeats: int, bandwidth: float)
         floor = cg_bytes_per_iteration(n ** 3, csr.nnz, kind) / bandwidth
         rows.append(result_row(label, res.iterations, seconds, true_residual(A_scipy, res.x.cpu().numpy(), b_np),
                          floor, device=device))
+    rows.append(mgpcg_row(stencil, b, rtol, repeats, A_scipy, b_np, device))
     if torch.device(device).type == "cpu":
         floor = cg_bytes_per_iteration(n ** 3, csr.nnz, "csr") / bandwidth
         rows.append(scipy_cg_row(A_scipy, b_np, rtol, repeats, floor))
         amg = pyamg_row(A_scipy, b_np, stencil.fluid.reshape(-1).cpu().numpy(), rtol, repeats)
         if amg is not None:
             rows.append(amg)
-        scipy_per_it = rows[2]["ms_per_iteration"]
+        scipy_row = next(r for r in rows if r["method"] == "scipy cg")
         for row in rows:
-            row["ms_per_iteration_vs_scipy"] = row["ms_per_iteration"] / scipy_per_it
-            row["total_vs_scipy"] = row["total_s"] / rows[2]["total_s"]
+            row["ms_per_iteration_vs_scipy"] = row["ms_per_iteration"] / scipy_row["ms_per_iteration"]
+            row["total_vs_scipy"] = (row["total_s"] + row.get("setup_s", 0.0)) / scipy_row["total_s"]
     for row in rows:
         row.update(n=n, unknowns=n ** 3, fluid_cells=fluid)
     return rows
+
+
+def mgpcg_row(A: PoissonStencil, b, rtol, repeats, A_scipy, b_np, device) -> dict:
+    """Our geometric-multigrid PCG (matrix-free V-cycle): a result row with its setup time."""
+    from sciml.linalg.multigrid import GeometricMultigrid
+    setup_s, M = median_time(lambda: GeometricMultigrid(A), repeats, device=device)
+    seconds, res = median_time(lambda: pcg(A, b, M=M, rtol=rtol), repeats, device=device)
+    return result_row("sciml mg-pcg", res.iterations, seconds, true_residual(A_scipy, res.x.cpu().numpy(), b_np),
+                      device=device, setup_s=setup_s, converged=res.converged)
 
 
 def scipy_cg_row(A, b, rtol, repeats, floor_s=None):
@@ -182,19 +195,12 @@ def run(argv: list[str] | None = None) -> dict:
         for n in sizes:
             results["rows"].append(bench_size(n, device, args.rtol, args.repeats, bandwidth))
     results["rows"] = [row for group in results["rows"] for row in group]
-    results["table"] = format_table(results["rows"])
+    results["table"] = format_table(results["rows"], COLUMNS)
     return results
 
 
-def format_table(rows: list[dict]) -> str:
-    """A fixed-width text table of the benchmark rows."""
-    header = (f"{'N':>4} {'device':>6} {'method':<20} {'iters':>6} {'ms/iter':>9} {'total s':>9} "
-              f"{'true res':>9} {'vs scipy':>9} {'floor ms':>9}")
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        vs = f"{r['ms_per_iteration_vs_scipy']:.2f}x" if "ms_per_iteration_vs_scipy" in r else "-"
-        floor = f"{r['floor_ms_per_iteration']:.3f}" if "floor_ms_per_iteration" in r else "-"
-        lines.append(f"{r['n']:>4} {r['device']:>6} {r['method']:<20} {r['iterations']:>6} "
-                     f"{r['ms_per_iteration']:>9.3f} {r['total_s']:>9.3f} {r['true_residual']:>9.1e} "
-                     f"{vs:>9} {floor:>9}")
-    return "\n".join(lines)
+COLUMNS = [("N", 4, number("n", "d")), ("device", 6, number("device", "s")), ("method", 20, number("method", "s")),
+           ("iters", 6, number("iterations", "d")), ("ms/iter", 9, number("ms_per_iteration", ".3f")),
+           ("setup s", 8, number("setup_s", ".3f")), ("total s", 9, number("total_s", ".3f")),
+           ("true res", 9, number("true_residual", ".1e")), ("vs scipy", 9, number("ms_per_iteration_vs_scipy", ".2f")),
+           ("floor ms", 9, number("floor_ms_per_iteration", ".3f"))]

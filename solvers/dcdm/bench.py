@@ -19,9 +19,10 @@ import time
 import numpy as np
 import torch
 
-from sciml.benchmarks.linalg import pyamg_row, result_row, scipy_cg_row, true_residual
+from sciml.benchmarks.linalg import mgpcg_row, pyamg_row, result_row, scipy_cg_row, true_residual
+from sciml.benchmarks.table import format_table, number
 from sciml.benchmarks.timing import median_time, synchronize
-from sciml.linalg import cg, pcg
+from sciml.linalg import cg
 from solvers.dcdm.solver import DCDMSolver
 
 logger = logging.getLogger(__name__)
@@ -35,14 +36,6 @@ def _dcdm_row(label: str, solver: DCDMSolver, A, b, tol: float, maxiter: int, A_
                       setup_s=0.0, converged=res.converged, fallback=info["fallback"],
                       dcdm_iterations=info["dcdm_iterations"], network_s=info["network_s"],
                       matvec_s=info["matvec_s"], orthogonalisation_s=info["orthogonalisation_s"])
-
-
-def _mgpcg_row(A, b, tol: float, repeats: int, A_scipy, b_np, device) -> dict:
-    from sciml.linalg.multigrid import GeometricMultigrid
-    setup_s, M = median_time(lambda: GeometricMultigrid(A), repeats, device=device)
-    seconds, res = median_time(lambda: pcg(A, b, M=M, rtol=tol), repeats, device=device)
-    return result_row("sciml mg-pcg", res.iterations, seconds, true_residual(A_scipy, res.x.cpu().numpy(), b_np),
-                      setup_s=setup_s, converged=res.converged)
 
 
 def bench_scene(name: str, n: int, device: str, solvers: dict[str, DCDMSolver], tol: float, repeats: int,
@@ -59,7 +52,7 @@ def bench_scene(name: str, n: int, device: str, solvers: dict[str, DCDMSolver], 
     seconds, res = median_time(lambda: cg(A, b, rtol=tol), repeats, device=device)
     rows.append(result_row("sciml cg", res.iterations, seconds,
                            true_residual(A_scipy, res.x.cpu().numpy(), b_np), setup_s=0.0, converged=res.converged))
-    rows.append(_mgpcg_row(A, b, tol, repeats, A_scipy, b_np, device))
+    rows.append(mgpcg_row(A, b, tol, repeats, A_scipy, b_np, device))
     if torch.device(device).type == "cpu":
         rows.append({**scipy_cg_row(A_scipy, b_np, tol, repeats), "setup_s": 0.0})
         amg = pyamg_row(A_scipy, b_np, A.fluid.reshape(-1).cpu().numpy(), tol, repeats)
@@ -91,18 +84,17 @@ def summarise(rows: list[dict], labels: list[str], tol: float) -> dict:
     return summary
 
 
-def format_table(rows: list[dict]) -> str:
-    """Fixed-width table of all rows."""
-    header = (f"{'N':>4} {'scene':<14} {'method':<14} {'iters':>6} {'vs cg':>6} {'setup s':>8} {'solve s':>8} "
-              f"{'total s':>8} {'true res':>9} {'net/mv/orth s':>20}")
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        split = (f"{r['network_s']:.2f}/{r['matvec_s']:.2f}/{r['orthogonalisation_s']:.2f}"
-                 if "network_s" in r else "-")
-        lines.append(f"{r['n']:>4} {r['scene'][:14]:<14} {r['method'][:14]:<14} {r['iterations']:>6} "
-                     f"{r['iterations_vs_cg']:>6.2f} {r.get('setup_s', 0.0):>8.3f} {r['total_s']:>8.3f} "
-                     f"{r['setup_total_s']:>8.3f} {r['true_residual']:>9.1e} {split:>20}")
-    return "\n".join(lines)
+def _split(row: dict) -> str:
+    if "network_s" not in row:
+        return "-"
+    return f"{row['network_s']:.2f}/{row['matvec_s']:.2f}/{row['orthogonalisation_s']:.2f}"
+
+
+COLUMNS = [("N", 4, number("n", "d")), ("scene", 14, lambda r: r["scene"][:14]), ("method", 14, lambda r: r["method"][:14]),
+           ("iters", 6, number("iterations", "d")), ("vs cg", 6, number("iterations_vs_cg", ".2f")),
+           ("setup s", 8, number("setup_s", ".3f")), ("solve s", 8, number("total_s", ".3f")),
+           ("total s", 8, number("setup_total_s", ".3f")), ("true res", 9, number("true_residual", ".1e")),
+           ("net/mv/orth s", 16, _split)]
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -129,4 +121,4 @@ def run(argv: list[str] | None = None) -> dict:
     return {"benchmark": "dcdm", "tol": args.tol, "device": args.device, "sizes": args.sizes, "scenes": scenes,
             "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows,
             "summary": summarise(rows, list(solvers), args.tol), "wall_s": time.perf_counter() - started,
-            "table": format_table(rows)}
+            "table": format_table(rows, COLUMNS)}

@@ -149,3 +149,18 @@ def test_shipped_model_beats_cg_on_a_heldout_scene():
     result = DCDMSolver.from_pretrained("dcdm-unet").solve(A, b, tol=1e-6)
     assert result.converged and result.info["fallback"] is None
     assert result.iterations < cg(A, b, rtol=1e-6).iterations
+
+
+def test_bench_rows_and_summary_on_a_tiny_scene():
+    from solvers.dcdm.bench import COLUMNS, bench_scene, summarise
+    from sciml.benchmarks.table import format_table
+    solvers = {"identity": DCDMSolver(Identity(), network_dtype=torch.float64, stagnation_window=None)}
+    rows = bench_scene("torus", 10, "cpu", solvers, tol=1e-6, repeats=1, maxiter=500)
+    methods = [r["method"] for r in rows]
+    assert methods[:3] == ["identity", "sciml cg", "sciml mg-pcg"] and "scipy cg" in methods
+    assert all(r["true_residual"] <= 1e-6 * 1.001 for r in rows)
+    cg_row = rows[1]
+    assert abs(rows[0]["iterations"] - cg_row["iterations"]) <= 2 and cg_row["iterations_vs_cg"] == 1.0
+    summary = summarise(rows, ["identity"], 1e-6)["identity"]
+    assert summary["failures"] == 0 and summary["fallbacks"] == 0
+    assert "net/mv/orth" in format_table(rows, COLUMNS)
