@@ -10,7 +10,8 @@ import torch
 
 from sciml.train import TrainConfig
 from solvers.dcdm.network import PaperDCDMNet, UNetDCDMNet
-from solvers.dcdm.solver import DATA_DIR, DCDMSolver
+from sciml.pretrained import data_dir
+from solvers.dcdm.solver import DCDMSolver
 from solvers.dcdm.training import DCDMTrainingSetup, train_dcdm
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def train(argv: list[str]) -> int:
                          device=args.device, checkpoint_dir=args.checkpoint_dir / args.arch,
                          checkpoint_every=args.checkpoint_every, resume=args.resume, progress=True)
     result = train_dcdm(model, setup, config)
-    out = args.out or DATA_DIR / f"dcdm-{args.arch}.safetensors"
+    out = args.out or data_dir() / f"dcdm-{args.arch}.safetensors"
     recipe = {"command": "sciml train dcdm " + " ".join(argv), "training_scenes": scenes, "sizes": args.sizes,
               "lanczos_steps": args.lanczos_steps, "steps": args.steps, "lr": args.lr,
               "batch_size": args.batch_size, "seed": args.seed, "final_loss": result.losses[-1],

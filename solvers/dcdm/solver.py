@@ -12,12 +12,12 @@ import torch
 from torch import nn
 
 from sciml.io import atomic_path, load_checkpoint, save_checkpoint
+from sciml.pretrained import weights_path
 from sciml.linalg import LinearOperator, PoissonStencil, SolveResult, SparseCSR, conjugate_directions, pcg
 from solvers.dcdm.network import build_network
 
 logger = logging.getLogger(__name__)
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
 
 class _Timed(LinearOperator):
@@ -78,14 +78,7 @@ class DCDMSolver:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "dcdm-unet", **kwargs) -> "DCDMSolver":
         """Load shipped weights (``"dcdm-unet"``, ``"dcdm-paper"``) or a checkpoint path."""
-        path = Path(name_or_path)
-        if not path.suffix:
-            path = DATA_DIR / f"{name_or_path}.safetensors"
-        if not path.exists():
-            shipped = sorted(p.stem for p in DATA_DIR.glob("dcdm-*.safetensors"))
-            raise FileNotFoundError(f"no DCDM weights at {path}; shipped models: {shipped or 'none'}; "
-                                    "train one with 'sciml train dcdm'")
-        tensors, config = load_checkpoint(path)
+        tensors, config = load_checkpoint(weights_path(name_or_path, "sciml train dcdm"))
         model = build_network(config["network"])
         model.load_state_dict(tensors)
         solver = cls(model, **kwargs)

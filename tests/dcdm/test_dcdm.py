@@ -10,7 +10,8 @@ from sciml.linalg import cg, eigsh
 from solvers.dcdm.data import SPECTRUM_BIAS, ritz_basis
 from solvers.dcdm.network import PaperDCDMNet, UNetDCDMNet, build_network, flops_per_voxel
 from solvers.dcdm.scenes import get_scene, heldout_scenes
-from solvers.dcdm.solver import DATA_DIR, DCDMSolver
+from sciml.pretrained import data_dir
+from solvers.dcdm.solver import DCDMSolver
 from solvers.dcdm.training import DCDMTrainingSetup, dcdm_loss
 from sciml.train import TrainConfig
 
@@ -142,7 +143,7 @@ def test_short_training_lowers_the_loss():
     assert np.mean(result.losses[-10:]) < 0.7 * np.mean(result.losses[:5])
 
 
-@pytest.mark.skipif(not (DATA_DIR / "dcdm-unet.safetensors").exists(), reason="shipped weights not present")
+@pytest.mark.skipif(not (data_dir() / "dcdm-unet.safetensors").exists(), reason="shipped weights not present")
 def test_shipped_model_beats_cg_on_a_heldout_scene():
     scene = heldout_scenes()[0].at(16)
     A, b = scene.stencil(), scene.rhs(seed=0)
