@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="training grid sizes, cells per side (default 16 32)")
     p.add_argument("--scenes", nargs="+", default=None, help="training scene names (default: all)")
     p.add_argument("--lanczos-steps", type=int, default=500)
+    p.add_argument("--noise", type=float, default=None,
+                   help="white-noise level mixed into the Ritz samples (default 0.5 for unet, 0 = paper for paper)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=10)
@@ -45,7 +47,8 @@ def train(argv: list[str]) -> int:
     model = UNetDCDMNet() if args.arch == "unet" else PaperDCDMNet()
     scenes = args.scenes or [s if isinstance(s, str) else s.name for s in training_scenes()]
     started = time.perf_counter()
-    setup = DCDMTrainingSetup.build(scenes, args.sizes, args.lanczos_steps, seed=args.seed)
+    noise = args.noise if args.noise is not None else (0.5 if args.arch == "unet" else 0.0)
+    setup = DCDMTrainingSetup.build(scenes, args.sizes, args.lanczos_steps, seed=args.seed, noise=noise)
     data_s = time.perf_counter() - started
     config = TrainConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                          device=args.device, checkpoint_dir=args.checkpoint_dir / args.arch,
@@ -53,7 +56,7 @@ def train(argv: list[str]) -> int:
     result = train_dcdm(model, setup, config)
     out = args.out or data_dir() / f"dcdm-{args.arch}.safetensors"
     recipe = {"command": "sciml train dcdm " + " ".join(argv), "training_scenes": scenes, "sizes": args.sizes,
-              "lanczos_steps": args.lanczos_steps, "steps": args.steps, "lr": args.lr,
+              "lanczos_steps": args.lanczos_steps, "noise": noise, "steps": args.steps, "lr": args.lr,
               "batch_size": args.batch_size, "seed": args.seed, "final_loss": result.losses[-1],
               "loss_first_100": sum(result.losses[:100]) / max(len(result.losses[:100]), 1),
               "loss_last_100": sum(result.losses[-100:]) / max(len(result.losses[-100:]), 1),

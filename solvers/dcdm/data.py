@@ -51,11 +51,31 @@ class RitzBasis:
         scale[: self.low_modes] = SPECTRUM_BIAS
         return scale
 
-    def sample(self, count: int, generator: torch.Generator) -> torch.Tensor:
-        """Draw ``count`` unit-norm right-hand sides, shape ``(count, n)`` float32."""
+    def sample(self, count: int, generator: torch.Generator, noise: float = 0.0,
+               fluid: torch.Tensor | None = None) -> torch.Tensor:
+        """Draw ``count`` unit-norm right-hand sides, shape ``(count, n)`` float32.
+
+        Parameters
+        ----------
+        count : int
+        generator : torch.Generator
+        noise : float
+            Beyond the paper: add white noise on the fluid cells with a relative size drawn
+            uniformly in ``[0, noise]`` per sample. The Ritz vectors of a few hundred Lanczos
+            steps span ~1% of the space at 32^3; the noise shows the network the rest,
+            which is where the residuals of later iterations live.
+        fluid : (n,) bool tensor, optional
+            Where the noise goes (required when ``noise > 0``).
+        """
         c = torch.randn(count, self.values.numel(), generator=generator) * self.coefficient_scale()
         b = c @ self.vectors.T
-        return b / torch.linalg.vector_norm(b, dim=1, keepdim=True)
+        b = b / torch.linalg.vector_norm(b, dim=1, keepdim=True)
+        if noise > 0:
+            white = torch.randn(b.shape, generator=generator) * fluid.to(b.dtype)
+            white = white / torch.linalg.vector_norm(white, dim=1, keepdim=True)
+            b = b + noise * torch.rand(count, 1, generator=generator) * white
+            b = b / torch.linalg.vector_norm(b, dim=1, keepdim=True)
+        return b
 
 
 def ritz_basis(A: PoissonStencil, steps: int | None = None, *, theta: int | None = None,

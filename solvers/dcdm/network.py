@@ -92,20 +92,28 @@ class UNetDCDMNet(nn.Module):
     is orthogonal to every divergence right-hand side -- a dead end of training -- is
     out of reach.
 
+    With ``input_skip`` the network returns ``r + g(r)``: it starts as the identity
+    (DCDM with the identity is CG) and learns a correction, so that a residual unlike
+    anything seen in training still yields a direction with ``q^T r > 0`` instead of
+    stalling the iteration.
+
     Parameters
     ----------
     channels : sequence of int
         Channels per level, finest first, e.g. ``(8, 16, 16, 32)`` for 4 levels.
     bias : bool
         Give the convolutions biases (off by default, see above).
+    input_skip : bool
+        Add the input to the output (on by default).
     """
 
-    def __init__(self, channels: tuple[int, ...] = (8, 16, 16, 32), bias: bool = False):
+    def __init__(self, channels: tuple[int, ...] = (8, 16, 16, 32), bias: bool = False, input_skip: bool = True):
         super().__init__()
         channels = tuple(int(c) for c in channels)
         if len(channels) < 2:
             raise ValueError(f"a U-Net needs at least 2 levels, got channels={channels}")
-        self.config = {"arch": "unet", "channels": list(channels), "bias": bias}
+        self.config = {"arch": "unet", "channels": list(channels), "bias": bias, "input_skip": input_skip}
+        self.input_skip = input_skip
         self.levels = len(channels)
         self.lift = nn.Conv3d(1, channels[0], 3, padding=1, bias=bias)
         self.down = nn.ModuleList(ResidualPair(c, bias) for c in channels)
@@ -127,7 +135,8 @@ class UNetDCDMNet(nn.Module):
         for level in reversed(range(self.levels - 1)):
             h = self.narrow[level](F.interpolate(h, scale_factor=2, mode="nearest")) + skips[level]
             h = self.up[level](h)
-        return _crop(self.project(h), size)
+        q = _crop(self.project(h), size)
+        return q + r if self.input_skip else q
 
 
 def build_network(config: dict) -> nn.Module:
@@ -136,7 +145,8 @@ def build_network(config: dict) -> nn.Module:
     if arch == "paper":
         return PaperDCDMNet(config.get("channels", 16), tuple(config.get("blocks", (2, 3, 2))))
     if arch == "unet":
-        return UNetDCDMNet(tuple(config.get("channels", (8, 16, 16, 32))), bool(config.get("bias", False)))
+        return UNetDCDMNet(tuple(config.get("channels", (8, 16, 16, 32))), bool(config.get("bias", False)),
+                           bool(config.get("input_skip", False)))
     raise ValueError(f"unknown DCDM network architecture {arch!r}; expected 'paper' or 'unet'")
 
 

@@ -60,6 +60,9 @@ class DCDMTrainingSetup:
         Training grid sizes (cells per side); every scene is rasterised at each. More
         than one size teaches the network directions that carry over across resolutions.
     lanczos_steps : int
+    noise : float
+        Relative white-noise level mixed into the samples (0 = the paper's data);
+        see :meth:`RitzBasis.sample`.
     operators : list of PoissonStencil (float32), one per (scene, size)
     bases : list of RitzBasis, one per (scene, size)
     """
@@ -67,14 +70,15 @@ class DCDMTrainingSetup:
     scenes: list[str]
     sizes: list[int]
     lanczos_steps: int
+    noise: float = 0.0
     operators: list[PoissonStencil] = field(default_factory=list)
     bases: list[RitzBasis] = field(default_factory=list)
 
     @classmethod
-    def build(cls, scenes: Sequence[str], sizes: Sequence[int], lanczos_steps: int,
-              seed: int = 0) -> "DCDMTrainingSetup":
+    def build(cls, scenes: Sequence[str], sizes: Sequence[int], lanczos_steps: int, seed: int = 0,
+              noise: float = 0.0) -> "DCDMTrainingSetup":
         """Rasterise the scenes at each size and run Lanczos on each matrix."""
-        setup = cls(list(scenes), list(sizes), lanczos_steps)
+        setup = cls(list(scenes), list(sizes), lanczos_steps, noise)
         for index, (n, name) in enumerate((n, name) for n in sizes for name in scenes):
             scene = get_scene(name).at(n)
             steps = min(lanczos_steps, n ** 3 // 4)
@@ -87,7 +91,7 @@ class DCDMTrainingSetup:
     def sample_batch(self, step: int, generator: torch.Generator, batch_size: int, rank: int, world_size: int):
         """The batch of ``step``: one training matrix (cycled) and ``batch_size`` Ritz samples."""
         scene = step % len(self.bases)
-        b = self.bases[scene].sample(batch_size, generator)
+        b = self.bases[scene].sample(batch_size, generator, self.noise, self.operators[scene].fluid.reshape(-1))
         return shard({"scene": torch.full((batch_size,), scene), "b": b}, rank, world_size)
 
     def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
