@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lanczos-steps", type=int, default=500)
     p.add_argument("--noise", type=float, default=None,
                    help="white-noise level mixed into the Ritz samples (default 0.5 for unet, 0 = paper for paper)")
+    p.add_argument("--unroll", type=int, default=None,
+                   help="solver iterations per loss (default 3 for unet; 1 = the paper's loss, default for paper)")
+    p.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=10)
@@ -48,7 +51,11 @@ def train(argv: list[str]) -> int:
     scenes = args.scenes or [s if isinstance(s, str) else s.name for s in training_scenes()]
     started = time.perf_counter()
     noise = args.noise if args.noise is not None else (0.5 if args.arch == "unet" else 0.0)
-    setup = DCDMTrainingSetup.build(scenes, args.sizes, args.lanczos_steps, seed=args.seed, noise=noise)
+    unroll = args.unroll if args.unroll is not None else (3 if args.arch == "unet" else 1)
+    if args.init is not None:
+        model = DCDMSolver.from_pretrained(args.init).model.float().train()
+    setup = DCDMTrainingSetup.build(scenes, args.sizes, args.lanczos_steps, seed=args.seed, noise=noise,
+                                    unroll=unroll)
     data_s = time.perf_counter() - started
     config = TrainConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                          device=args.device, checkpoint_dir=args.checkpoint_dir / args.arch,
@@ -56,7 +63,7 @@ def train(argv: list[str]) -> int:
     result = train_dcdm(model, setup, config)
     out = args.out or data_dir() / f"dcdm-{args.arch}.safetensors"
     recipe = {"command": "sciml train dcdm " + " ".join(argv), "training_scenes": scenes, "sizes": args.sizes,
-              "lanczos_steps": args.lanczos_steps, "noise": noise, "steps": args.steps, "lr": args.lr,
+              "lanczos_steps": args.lanczos_steps, "noise": noise, "unroll": unroll, "init": str(args.init) if args.init else None, "steps": args.steps, "lr": args.lr,
               "batch_size": args.batch_size, "seed": args.seed, "final_loss": result.losses[-1],
               "loss_first_100": sum(result.losses[:100]) / max(len(result.losses[:100]), 1),
               "loss_last_100": sum(result.losses[-100:]) / max(len(result.losses[-100:]), 1),

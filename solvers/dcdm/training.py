@@ -48,6 +48,44 @@ def dcdm_loss(model: nn.Module, A: PoissonStencil, b: torch.Tensor) -> torch.Ten
     return ((b - alpha[:, None] * Aq) ** 2).sum(1).mean()
 
 
+def dcdm_unrolled_loss(model: nn.Module, A: PoissonStencil, b: torch.Tensor, steps: int,
+                       n_orth: int = 2) -> torch.Tensor:
+    """The DCDM loss over ``steps`` iterations of the solver itself (beyond the paper).
+
+    Iteration ``k`` feeds the normalised residual ``r_k`` to the network, A-orthogonalises
+    the direction against the last ``n_orth`` ones, takes the exact step, and adds
+    ``||r_{k+1}||^2 / ||r_k||^2`` to the loss; ``r_k`` and the old directions are treated as
+    data (detached). With ``steps=1`` this is :func:`dcdm_loss`. Later iterations show the
+    network the residuals it produces itself, which the Ritz samples do not contain.
+
+    Parameters
+    ----------
+    model, A : as for :func:`dcdm_loss`
+    b : (B, n) tensor
+    steps : int
+    n_orth : int
+
+    Returns
+    -------
+    () tensor, the mean over iterations and samples
+    """
+    batch = b.shape[0]
+    fluid = A.fluid.reshape(1, -1)
+    r, previous, total = b, [], 0.0
+    for _ in range(steps):
+        scale = torch.linalg.vector_norm(r, dim=1, keepdim=True)
+        q = model((r / scale).reshape(batch, 1, *A.grid)).reshape(batch, -1) * fluid
+        for p, Ap, pAp in previous[-n_orth:] if n_orth else []:
+            q = q - ((q * Ap).sum(1) / pAp)[:, None] * p
+        Aq = A.matvec(q.T.contiguous()).T
+        qAq = (q * Aq).sum(1)
+        r_next = r - ((q * r).sum(1) / qAq)[:, None] * Aq
+        total = total + ((r_next ** 2).sum(1) / scale[:, 0] ** 2).mean()
+        previous.append((q.detach(), Aq.detach(), qAq.detach()))
+        r = r_next.detach()
+    return total / steps
+
+
 @dataclass
 class DCDMTrainingSetup:
     """Training matrices and their Ritz bases.
@@ -63,6 +101,8 @@ class DCDMTrainingSetup:
     noise : float
         Relative white-noise level mixed into the samples (0 = the paper's data);
         see :meth:`RitzBasis.sample`.
+    unroll : int
+        Solver iterations per loss (1 = the paper's loss, see :func:`dcdm_unrolled_loss`).
     operators : list of PoissonStencil (float32), one per (scene, size)
     bases : list of RitzBasis, one per (scene, size)
     """
@@ -71,14 +111,15 @@ class DCDMTrainingSetup:
     sizes: list[int]
     lanczos_steps: int
     noise: float = 0.0
+    unroll: int = 1
     operators: list[PoissonStencil] = field(default_factory=list)
     bases: list[RitzBasis] = field(default_factory=list)
 
     @classmethod
     def build(cls, scenes: Sequence[str], sizes: Sequence[int], lanczos_steps: int, seed: int = 0,
-              noise: float = 0.0) -> "DCDMTrainingSetup":
+              noise: float = 0.0, unroll: int = 1) -> "DCDMTrainingSetup":
         """Rasterise the scenes at each size and run Lanczos on each matrix."""
-        setup = cls(list(scenes), list(sizes), lanczos_steps, noise)
+        setup = cls(list(scenes), list(sizes), lanczos_steps, noise, unroll)
         for index, (n, name) in enumerate((n, name) for n in sizes for name in scenes):
             scene = get_scene(name).at(n)
             steps = min(lanczos_steps, n ** 3 // 4)
@@ -95,11 +136,13 @@ class DCDMTrainingSetup:
         return shard({"scene": torch.full((batch_size,), scene), "b": b}, rank, world_size)
 
     def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
-        """:func:`dcdm_loss` on the batch's scene."""
+        """:func:`dcdm_loss` (or its unrolled form) on the batch's scene."""
         A = self.operators[int(batch["scene"][0])]
         if A.device != batch["b"].device:
             A = A.to(device=batch["b"].device)
             self.operators[int(batch["scene"][0])] = A
+        if self.unroll > 1:
+            return dcdm_unrolled_loss(model, A, batch["b"], self.unroll)
         return dcdm_loss(model, A, batch["b"])
 
 

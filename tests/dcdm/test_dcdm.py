@@ -165,3 +165,14 @@ def test_bench_rows_and_summary_on_a_tiny_scene():
     summary = summarise(rows, ["identity"], 1e-6)["identity"]
     assert summary["failures"] == 0 and summary["fallbacks"] == 0
     assert "net/mv/orth" in format_table(rows, COLUMNS)
+
+
+def test_unrolled_loss_with_one_step_is_the_papers_loss_and_decreases_over_steps():
+    from solvers.dcdm.training import dcdm_unrolled_loss
+    scene = get_scene("sphere").at(8)
+    A, b = scene.stencil(), torch.stack([scene.rhs(seed=i) for i in range(3)])
+    net = UNetDCDMNet((4, 8)).double()
+    assert torch.allclose(dcdm_unrolled_loss(net, A, b, 1), dcdm_loss(net, A, b), rtol=1e-12)
+    identity = Identity()
+    # with the identity the unrolled iterations are CG's: each step's ratio is < 1
+    assert float(dcdm_unrolled_loss(identity, A, b, 4)) < 1.0
