@@ -35,14 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_device(device: str) -> str:
-    """``"auto"`` becomes ``"cuda"`` when available, else ``"cpu"``; others pass through checked."""
-    import torch
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"--device {device} was requested but CUDA is not available; use --device cpu")
-    return device
+def _device(device: str) -> str:
+    """The ``--device`` option as a concrete device string (``auto`` picks CUDA when present)."""
+    from sciml.train import resolve_device
+    try:
+        return str(resolve_device(device))
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def _entry(name: str) -> registry.SolverEntry:
@@ -60,7 +59,7 @@ def cmd_list() -> int:
 
 
 def cmd_demo(names: list[str], out: Path, device: str) -> int:
-    device = resolve_device(device)
+    device = _device(device)
     chosen = [_entry(n) for n in names] if names else \
         [e for e in registry.entries().values() if e.demo is not None]
     missing = [e.name for e in chosen if e.demo is None]
