@@ -27,8 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lanczos-steps", type=int, default=500)
     p.add_argument("--noise", type=float, default=None,
                    help="white-noise level mixed into the Ritz samples (default 0.5 for unet, 0 = paper for paper)")
-    p.add_argument("--unroll", type=int, default=None,
-                   help="solver iterations per loss (default 3 for unet; 1 = the paper's loss, default for paper)")
+    p.add_argument("--unroll", type=int, default=1,
+                   help="solver iterations per loss (default 1, the paper's loss; see dcdm_unrolled_loss)")
     p.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -51,7 +51,7 @@ def train(argv: list[str]) -> int:
     scenes = args.scenes or [s if isinstance(s, str) else s.name for s in training_scenes()]
     started = time.perf_counter()
     noise = args.noise if args.noise is not None else (0.5 if args.arch == "unet" else 0.0)
-    unroll = args.unroll if args.unroll is not None else (3 if args.arch == "unet" else 1)
+    unroll = args.unroll
     if args.init is not None:
         model = DCDMSolver.from_pretrained(args.init).model.float().train()
     setup = DCDMTrainingSetup.build(scenes, args.sizes, args.lanczos_steps, seed=args.seed, noise=noise,
@@ -62,11 +62,12 @@ def train(argv: list[str]) -> int:
                          checkpoint_every=args.checkpoint_every, resume=args.resume, progress=True)
     result = train_dcdm(model, setup, config)
     out = args.out or data_dir() / f"dcdm-{args.arch}.safetensors"
+    first, last = result.losses[:100], result.losses[-100:]
     recipe = {"command": "sciml train dcdm " + " ".join(argv), "training_scenes": scenes, "sizes": args.sizes,
-              "lanczos_steps": args.lanczos_steps, "noise": noise, "unroll": unroll, "init": str(args.init) if args.init else None, "steps": args.steps, "lr": args.lr,
+              "lanczos_steps": args.lanczos_steps, "noise": noise, "unroll": unroll,
+              "init": str(args.init) if args.init else None, "steps": args.steps, "lr": args.lr,
               "batch_size": args.batch_size, "seed": args.seed, "final_loss": result.losses[-1],
-              "loss_first_100": sum(result.losses[:100]) / max(len(result.losses[:100]), 1),
-              "loss_last_100": sum(result.losses[-100:]) / max(len(result.losses[-100:]), 1),
+              "loss_first_100": sum(first) / max(len(first), 1), "loss_last_100": sum(last) / max(len(last), 1),
               "lanczos_s": data_s, "train_s": result.wall_time}
     DCDMSolver(result.model).save(out, **recipe)
     logger.info("saved %s (final loss %.4f)", out, result.losses[-1])

@@ -65,7 +65,7 @@ class DCDMSolver:
     """
 
     def __init__(self, model: nn.Module, *, device="cpu", network_dtype: torch.dtype = torch.float32,
-                 n_orth: int = 2, fallback: str | None = "mgpcg", stagnation_window: int | None = 25):
+                 n_orth: int = 2, fallback: str | None = "mgpcg", stagnation_window: int | None = 12):
         if fallback not in ("mgpcg", "pcg", None):
             raise ValueError(f"fallback must be 'mgpcg', 'pcg' or None, got {fallback!r}")
         self.device = torch.device(device)
