@@ -128,7 +128,9 @@ class DCDMSolver:
         -------
         SolveResult
             ``info`` holds ``network_s``, ``matvec_s``, ``orthogonalisation_s`` (the rest of
-            the DCDM iterations), ``dcdm_iterations`` and ``fallback`` (``None`` if unused).
+            the DCDM iterations), ``dcdm_iterations``, ``dcdm_residual`` (true relative
+            residual when DCDM stopped), ``fallback`` (``None`` if unused) and
+            ``fallback_iterations``.
         """
         A, b, x0, grid = _prepare(A, b, x0, grid, self.device)
         fluid = (A.diagonal() != 0).to(torch.float64)
@@ -148,6 +150,7 @@ class DCDMSolver:
                                       maxiter=maxiter, stagnation_window=self.stagnation_window,
                                       callback=callback)
         result.info.update(network_s=network_s[0], matvec_s=timed.seconds, dcdm_iterations=result.iterations,
+                           dcdm_residual=result.residual, fallback_iterations=0,
                            orthogonalisation_s=max(result.wall_time - network_s[0] - timed.seconds, 0.0),
                            fallback=None)
         if result.converged or self.fallback is None:

@@ -163,7 +163,8 @@ def test_bench_rows_and_summary_on_a_tiny_scene():
     cg_row = rows[1]
     assert abs(rows[0]["iterations"] - cg_row["iterations"]) <= 2 and cg_row["iterations_vs_cg"] == 1.0
     summary = summarise(rows, ["identity"], 1e-6)["identity"]
-    assert summary["failures"] == 0 and summary["fallbacks"] == 0
+    assert summary["failures"] == 0 and summary["solved_by_dcdm"] == {10: "1/1"}
+    assert summary["median_residual_at_fallback"] == {10: None}
     assert "net/mv/orth" in format_table(rows, COLUMNS)
 
 
