@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from sciml import registry
+from sciml.benchmarks.table import format_table, number
 from sciml.io.atomic import atomic_path
 
 
@@ -78,14 +79,15 @@ def cmd_demo(names: list[str], out: Path, device: str) -> int:
     return 0
 
 
+DEMO_COLUMNS = [("solver", -10, number("solver", "s")), ("problem", -34, number("problem", "s")),
+                ("metric", -26, number("metric", "s")), ("value", 10, number("value", ".4g")),
+                ("baseline", -14, number("baseline", "s")), ("base value", 10, number("baseline_value", ".4g")),
+                ("time s", 7, number("seconds", ".2f"))]
+
+
 def format_demo_table(rows) -> str:
-    """The one summary table of ``sciml demo``."""
-    header = f"{'solver':<10} {'problem':<34} {'metric':<26} {'value':>10} {'baseline':<14} {'base value':>10} {'time s':>7}"
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        lines.append(f"{r.solver:<10} {r.problem:<34} {r.metric:<26} {r.value:>10.4g} {r.baseline:<14} "
-                     f"{r.baseline_value:>10.4g} {r.seconds:>7.2f}")
-    return "\n".join(lines)
+    """The one summary table of ``sciml demo`` (one line per :class:`~sciml.registry.DemoRow`)."""
+    return format_table([row.__dict__ for row in rows], DEMO_COLUMNS)
 
 
 def cmd_bench(name: str, json_path: Path | None, argv: list[str]) -> int:

@@ -199,8 +199,9 @@ def run(argv: list[str] | None = None) -> dict:
     return results
 
 
-COLUMNS = [("N", 4, number("n", "d")), ("device", 6, number("device", "s")), ("method", 20, number("method", "s")),
+COLUMNS = [("N", 4, number("n", "d")), ("device", 6, number("device", "s")), ("method", -20, number("method", "s")),
            ("iters", 6, number("iterations", "d")), ("ms/iter", 9, number("ms_per_iteration", ".3f")),
            ("setup s", 8, number("setup_s", ".3f")), ("total s", 9, number("total_s", ".3f")),
-           ("true res", 9, number("true_residual", ".1e")), ("vs scipy", 9, number("ms_per_iteration_vs_scipy", ".2f")),
+           ("true res", 9, number("true_residual", ".1e")),
+           ("vs scipy", 9, number("ms_per_iteration_vs_scipy", ".2f")),
            ("floor ms", 9, number("floor_ms_per_iteration", ".3f"))]

@@ -7,10 +7,15 @@ Column = tuple[str, int, Callable[[dict], str]]
 
 
 def format_table(rows: Sequence[dict], columns: Sequence[Column]) -> str:
-    """Render ``rows`` with ``columns`` of ``(header, width, cell(row) -> str)``; numbers right-aligned."""
-    header = " ".join(f"{title:>{width}}" for title, width, _ in columns)
+    """Render ``rows`` with ``columns`` of ``(header, width, cell(row) -> str)``.
+
+    A positive width right-aligns the column (numbers), a negative one left-aligns it (text).
+    """
+    def fit(text: str, width: int) -> str:
+        return f"{text:<{-width}}" if width < 0 else f"{text:>{width}}"
+    header = " ".join(fit(title, width) for title, width, _ in columns)
     lines = [header, "-" * len(header)]
-    lines += [" ".join(f"{cell(row):>{width}}" for _, width, cell in columns) for row in rows]
+    lines += [" ".join(fit(cell(row), width) for _, width, cell in columns) for row in rows]
     return "\n".join(lines)
 
 

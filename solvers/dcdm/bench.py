@@ -104,7 +104,8 @@ def _split(row: dict) -> str:
     return f"{row['network_s']:.2f}/{row['matvec_s']:.2f}/{row['orthogonalisation_s']:.2f}"
 
 
-COLUMNS = [("N", 4, number("n", "d")), ("scene", 14, lambda r: r["scene"][:14]), ("method", 14, lambda r: r["method"][:14]),
+COLUMNS = [("N", 4, number("n", "d")), ("scene", -14, lambda r: r["scene"][:14]),
+           ("method", -14, lambda r: r["method"][:14]),
            ("iters", 6, number("iterations", "d")), ("vs cg", 6, number("iterations_vs_cg", ".2f")),
            ("setup s", 8, number("setup_s", ".3f")), ("solve s", 8, number("total_s", ".3f")),
            ("total s", 8, number("setup_total_s", ".3f")), ("true res", 9, number("true_residual", ".1e")),

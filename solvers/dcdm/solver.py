@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from sciml.io import atomic_path, load_checkpoint, save_checkpoint
-from sciml.pretrained import weights_path
 from sciml.linalg import LinearOperator, PoissonStencil, SolveResult, SparseCSR, conjugate_directions, pcg
+from sciml.pretrained import weights_path
 from solvers.dcdm.network import build_network
 
 logger = logging.getLogger(__name__)
