@@ -177,3 +177,12 @@ def test_unrolled_loss_with_one_step_is_the_papers_loss_and_decreases_over_steps
     identity = Identity()
     # with the identity the unrolled iterations are CG's: each step's ratio is < 1
     assert float(dcdm_unrolled_loss(identity, A, b, 4)) < 1.0
+
+
+def test_demo_writes_files_and_reports_the_fallback_split(tmp_path):
+    from solvers.dcdm.demo import demo
+    rows = demo(tmp_path, n=16, plume_n=12, plume_steps=2)
+    assert [r.solver for r in rows] == ["dcdm", "dcdm"]
+    assert "DCDM +" in rows[0].problem and rows[0].value < rows[0].baseline_value
+    assert (tmp_path / "solution.vti").exists() and (tmp_path / "convergence.png").exists()
+    assert rows[1].files[0].exists() and rows[1].files[0].suffix == ".pvd"
