@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="white-noise level mixed into the Ritz samples (default 0.5 for unet, 0 = paper for paper)")
     p.add_argument("--unroll", type=int, default=1,
                    help="solver iterations per loss (default 1, the paper's loss; see dcdm_unrolled_loss)")
+    p.add_argument("--on-policy", type=float, default=0.0,
+                   help="fraction of each batch replaced by the network's own one-step residuals (default 0)")
     p.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -55,7 +57,7 @@ def train(argv: list[str]) -> int:
     if args.init is not None:
         model = DCDMSolver.from_pretrained(args.init).model.float().train()
     setup = DCDMTrainingSetup.build(scenes, args.sizes, args.lanczos_steps, seed=args.seed, noise=noise,
-                                    unroll=unroll)
+                                    unroll=unroll, on_policy=args.on_policy)
     data_s = time.perf_counter() - started
     config = TrainConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                          device=args.device, checkpoint_dir=args.checkpoint_dir / args.arch,
@@ -64,7 +66,7 @@ def train(argv: list[str]) -> int:
     out = args.out or data_dir() / f"dcdm-{args.arch}.safetensors"
     first, last = result.losses[:100], result.losses[-100:]
     recipe = {"command": "sciml train dcdm " + " ".join(argv), "training_scenes": scenes, "sizes": args.sizes,
-              "lanczos_steps": args.lanczos_steps, "noise": noise, "unroll": unroll,
+              "lanczos_steps": args.lanczos_steps, "noise": noise, "unroll": unroll, "on_policy": args.on_policy,
               "init": str(args.init) if args.init else None, "steps": args.steps, "lr": args.lr,
               "batch_size": args.batch_size, "seed": args.seed, "final_loss": result.losses[-1],
               "loss_first_100": sum(first) / max(len(first), 1), "loss_last_100": sum(last) / max(len(last), 1),

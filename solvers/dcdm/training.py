@@ -103,6 +103,10 @@ class DCDMTrainingSetup:
         see :meth:`RitzBasis.sample`.
     unroll : int
         Solver iterations per loss (1 = the paper's loss, see :func:`dcdm_unrolled_loss`).
+    on_policy : float
+        Fraction of each batch replaced by the residual the current network leaves after
+        one exact step on it, ``r = b - alpha A f(b)`` (normalised, no gradient through
+        it): the ``A e`` residuals DCDM meets from its second iteration on.
     operators : list of PoissonStencil (float32), one per (scene, size)
     bases : list of RitzBasis, one per (scene, size)
     """
@@ -112,14 +116,15 @@ class DCDMTrainingSetup:
     lanczos_steps: int
     noise: float = 0.0
     unroll: int = 1
+    on_policy: float = 0.0
     operators: list[PoissonStencil] = field(default_factory=list)
     bases: list[RitzBasis] = field(default_factory=list)
 
     @classmethod
     def build(cls, scenes: Sequence[str], sizes: Sequence[int], lanczos_steps: int, seed: int = 0,
-              noise: float = 0.0, unroll: int = 1) -> "DCDMTrainingSetup":
+              noise: float = 0.0, unroll: int = 1, on_policy: float = 0.0) -> "DCDMTrainingSetup":
         """Rasterise the scenes at each size and run Lanczos on each matrix."""
-        setup = cls(list(scenes), list(sizes), lanczos_steps, noise, unroll)
+        setup = cls(list(scenes), list(sizes), lanczos_steps, noise, unroll, on_policy)
         for index, (n, name) in enumerate((n, name) for n in sizes for name in scenes):
             scene = get_scene(name).at(n)
             steps = min(lanczos_steps, n ** 3 // 4)
@@ -141,9 +146,26 @@ class DCDMTrainingSetup:
         if A.device != batch["b"].device:
             A = A.to(device=batch["b"].device)
             self.operators[int(batch["scene"][0])] = A
+        b = batch["b"]
+        if self.on_policy > 0:
+            b = _with_own_residuals(model, A, b, self.on_policy)
         if self.unroll > 1:
-            return dcdm_unrolled_loss(model, A, batch["b"], self.unroll)
-        return dcdm_loss(model, A, batch["b"])
+            return dcdm_unrolled_loss(model, A, b, self.unroll)
+        return dcdm_loss(model, A, b)
+
+
+def _with_own_residuals(model: nn.Module, A: PoissonStencil, b: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Replace the first ``fraction`` of the samples ``b : (B, n)`` by their one-step residuals."""
+    count = int(round(fraction * b.shape[0]))
+    if count == 0:
+        return b
+    with torch.no_grad():
+        head = b[:count]
+        q = model(head.reshape(count, 1, *A.grid)).reshape(count, -1) * A.fluid.reshape(1, -1)
+        Aq = A.matvec(q.T.contiguous()).T
+        r = head - ((q * head).sum(1) / (q * Aq).sum(1))[:, None] * Aq
+        r = r / torch.linalg.vector_norm(r, dim=1, keepdim=True)
+    return torch.cat([r, b[count:]])
 
 
 def train_dcdm(model: nn.Module, setup: DCDMTrainingSetup, config: TrainConfig) -> TrainResult:

@@ -186,3 +186,17 @@ def test_demo_writes_files_and_reports_the_fallback_split(tmp_path):
     assert "DCDM +" in rows[0].problem and rows[0].value < rows[0].baseline_value
     assert (tmp_path / "solution.vti").exists() and (tmp_path / "convergence.png").exists()
     assert rows[1].files[0].exists() and rows[1].files[0].suffix == ".pvd"
+
+
+def test_on_policy_samples_are_the_networks_own_residuals():
+    from solvers.dcdm.training import _with_own_residuals
+    scene = get_scene("sphere").at(8)
+    A, b = scene.stencil(), torch.stack([scene.rhs(seed=i) for i in range(4)])
+    net = UNetDCDMNet((4, 8)).double()
+    mixed = _with_own_residuals(net, A, b, 0.5)
+    assert torch.equal(mixed[2:], b[2:])
+    assert torch.allclose(torch.linalg.vector_norm(mixed, dim=1), torch.ones(4, dtype=torch.float64))
+    with torch.no_grad():
+        q = net(b[:2].reshape(2, 1, 8, 8, 8)).reshape(2, -1) * A.fluid.reshape(1, -1)
+    # an exact line search leaves a residual orthogonal to the search direction
+    assert torch.allclose((mixed[:2] * q).sum(1), torch.zeros(2, dtype=torch.float64), atol=1e-10)
