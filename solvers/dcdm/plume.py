@@ -39,6 +39,7 @@ import torch
 
 from sciml.io import write_pvd, write_vti
 from sciml.linalg import PoissonStencil, SolveResult, cg, enclosed_fluid
+from solvers.dcdm.scenes import Sphere
 
 logger = logging.getLogger(__name__)
 
@@ -130,12 +131,10 @@ def moving_sphere_obstacle(n: int, steps: int, *, dt: float | None = None, radiu
     """
     dt = default_dt(n) if dt is None else float(dt)
     speed = (end - start) / (max(steps, 1) * dt)
-    centres = (np.arange(n) + 0.5) / n
-    x, y, z = np.meshgrid(centres, centres, centres, indexing="ij")
 
     def obstacle(step: int) -> tuple[np.ndarray, Velocity]:
-        cx = start + speed * step * dt
-        return (x - cx) ** 2 + (y - 0.5) ** 2 + (z - height) ** 2 < radius ** 2, (speed, 0.0, 0.0)
+        sphere = Sphere((start + speed * step * dt, 0.5, height), radius)
+        return sphere.mask((n, n, n)), (speed, 0.0, 0.0)
     return obstacle
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -31,7 +31,7 @@ from geometry.voxelize import UNIT_BOUNDS, cell_centres, voxelize
 from sciml.linalg.stencil import PoissonStencil, _as_shape, _check_faces, enclosed_fluid
 
 __all__ = ["Scene", "SceneSpec", "Sphere", "Box", "Plate", "Torus", "Capsule", "MeshObstacle", "Union",
-           "training_scenes", "heldout_scenes", "get_scene", "moving_sphere", "seal"]
+           "training_scenes", "heldout_scenes", "get_scene", "seal"]
 
 
 def _rotation(angles: Sequence[float]) -> np.ndarray:
@@ -369,31 +369,3 @@ def get_scene(name: str) -> SceneSpec:
     if name not in specs:
         raise KeyError(f"unknown scene {name!r}; available: {sorted(specs)}")
     return specs[name]
-
-
-def moving_sphere(n: int | Sequence[int], steps: int, *, radius: float = 0.12,
-                  path: Callable[[float], Sequence[float]] | None = None,
-                  dirichlet: Sequence[str] = ("z+",)) -> Iterator[np.ndarray]:
-    """Solid masks of a sphere moving along a path, one per time step.
-
-    Parameters
-    ----------
-    n : int or (nx, ny, nz)
-    steps : int
-        Number of frames; the path parameter runs over ``t = 0 .. 1``.
-    radius : float
-    path : callable ``t -> (x, y, z)``, optional
-        Default: from ``(0.25, 0.5, 0.25)`` up to ``(0.75, 0.5, 0.55)``, bending out to ``y = 0.65``.
-    dirichlet : open faces used to seal pockets.
-
-    Yields
-    ------
-    (nx, ny, nz) bool array
-    """
-    if path is None:
-        def path(t):
-            return (0.25 + 0.5 * t, 0.5 + 0.15 * np.sin(np.pi * t), 0.25 + 0.3 * t)
-    shape = _as_shape(n)
-    for step in range(int(steps)):
-        t = step / max(int(steps) - 1, 1)
-        yield seal(Sphere(tuple(float(c) for c in path(t)), radius).mask(shape), dirichlet)

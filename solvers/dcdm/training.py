@@ -128,8 +128,9 @@ class DCDMTrainingSetup:
         for index, (n, name) in enumerate((n, name) for n in sizes for name in scenes):
             scene = get_scene(name).at(n)
             steps = min(lanczos_steps, n ** 3 // 4)
-            setup.bases.append(ritz_basis(scene.stencil(dtype=torch.float64), steps, seed=seed + index))
-            setup.operators.append(scene.stencil(dtype=torch.float32))
+            A = scene.stencil(dtype=torch.float64)
+            setup.bases.append(ritz_basis(A, steps, seed=seed + index))
+            setup.operators.append(A.to(dtype=torch.float32))
             logger.info("scene %s at %d^3: %d Ritz pairs, smallest %.3e", name, n,
                         setup.bases[-1].values.numel(), float(setup.bases[-1].values[0]))
         return setup

@@ -16,14 +16,6 @@ from solvers.dcdm.training import DCDMTrainingSetup, dcdm_loss
 from sciml.train import TrainConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Identity(nn.Module):
     """A 'network' that returns its input: DCDM with it is CG."""
 

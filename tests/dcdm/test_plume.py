@@ -19,7 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A 14^3 run of 6 steps with the default moving sphere, frames written every 2 steps."""
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("plume")
     return simulate_plume(14, 6, out_dir=out, every=2)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sciml.linalg import cg, enclosed_fluid
-from solvers.dcdm.scenes import (Box, Plate, Scene, SceneSpec, Sphere, get_scene, heldout_scenes, moving_sphere,
+from solvers.dcdm.scenes import (Box, Plate, Scene, SceneSpec, Sphere, get_scene, heldout_scenes,
                                  training_scenes)
 
 ALL = training_scenes() + heldout_scenes()
@@ -53,17 +53,8 @@ def test_rhs_zero_on_solid_unit_norm_deterministic(built, name):
     assert not torch.allclose(b, scene.rhs(4))
 
 
-@pytest.fixture
-def one_thread():
-    """16^3 solves gain nothing from threads, and OpenMP spin-waits are slow on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("name", NAMES)
-def test_cg_converges_on_every_scene(built, name, one_thread):
+def test_cg_converges_on_every_scene(built, name):
     scene = built[(name, 16)]
     A, b = scene.stencil(), scene.rhs(0)
     result = cg(A, b, rtol=1e-8)
@@ -101,7 +92,7 @@ def test_rhs_options():
     assert scene.rhs(0, dtype=torch.float32).dtype == torch.float32
 
 
-def test_closed_box_rhs_is_in_the_range(one_thread):
+def test_closed_box_rhs_is_in_the_range():
     scene = SceneSpec("closed", (Sphere((0.5, 0.5, 0.5), 0.2),), dirichlet=()).at(12)
     b = scene.rhs(1)
     assert abs(b.sum().item()) < 1e-12  # orthogonal to the constants, the null space
@@ -128,16 +119,3 @@ def test_pockets_are_sealed_and_a_full_plate_never_leaks():
         assert scene.fluid[:, :, -1].any()
     with pytest.raises(ValueError, match="no fluid"):
         SceneSpec("full", (Box((0.5, 0.5, 0.5), (0.6, 0.6, 0.6)),)).at(8)
-
-
-def test_moving_sphere():
-    masks = list(moving_sphere(32, 5, radius=0.15))
-    assert len(masks) == 5
-    xs = []
-    for mask in masks:
-        assert mask.shape == (32, 32, 32) and mask.dtype == bool
-        assert mask.mean() == pytest.approx(4 / 3 * np.pi * 0.15 ** 3, rel=0.2)
-        xs.append(np.argwhere(mask)[:, 0].mean())
-    assert np.all(np.diff(xs) > 0), "the sphere should move along +x"
-    path = list(moving_sphere(10, 3, path=lambda t: (0.5, 0.5, 0.3 + 0.4 * t)))
-    assert np.argwhere(path[-1])[:, 2].mean() > np.argwhere(path[0])[:, 2].mean()
