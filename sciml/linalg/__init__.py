@@ -8,6 +8,7 @@ Solvers: :func:`cg`, :func:`pcg`, :func:`conjugate_directions` (pluggable direct
 generator, where DCDM plugs in), :func:`lanczos`, :func:`eigsh`, :func:`lobpcg`.
 Every linear solve returns a :class:`SolveResult`.
 """
+from sciml.linalg._krylov_common import as_operator
 from sciml.linalg.cg import cg, pcg
 from sciml.linalg.conjugate_directions import conjugate_directions, identity_direction
 from sciml.linalg.dense import Dense, Diagonal, Identity
@@ -23,7 +24,7 @@ from sciml.linalg.sparse import SparseCSR
 from sciml.linalg.stencil import FACES, PoissonStencil, enclosed_fluid
 
 __all__ = [
-    "LinearOperator", "Dense", "Diagonal", "Identity", "SparseCSR", "PoissonStencil", "SumOperator",
+    "as_operator", "LinearOperator", "Dense", "Diagonal", "Identity", "SparseCSR", "PoissonStencil", "SumOperator",
     "ProductOperator", "ScaledOperator", "FACES", "enclosed_fluid", "cg", "pcg", "conjugate_directions",
     "identity_direction", "lanczos", "LanczosResult", "eigsh", "lobpcg", "jacobi", "SolveResult",
     "NotSPDError", "NonFiniteError",

@@ -7,12 +7,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import nn
 
 from sciml.io import atomic_path, load_checkpoint, save_checkpoint
-from sciml.linalg import LinearOperator, PoissonStencil, SolveResult, SparseCSR, conjugate_directions, pcg
+from sciml.linalg import LinearOperator, PoissonStencil, SolveResult, as_operator, conjugate_directions, pcg
 from sciml.pretrained import weights_path
 from solvers.dcdm.network import build_network
 
@@ -178,16 +177,9 @@ def _prepare(A, b, x0, grid, device):
     if b.ndim == 3:
         grid = grid or tuple(b.shape)
     b = b.reshape(-1).to(device=device, dtype=torch.float64)
-    if sp.issparse(A):
-        A = SparseCSR.from_scipy(A, device=device)
-    elif isinstance(A, torch.Tensor):
-        A = SparseCSR(A.crow_indices(), A.col_indices(), A.values().double(), tuple(A.shape)).to(device)
+    A = as_operator(A).to(device=device, dtype=torch.float64)
     if isinstance(A, PoissonStencil):
         grid = A.grid
-    if not isinstance(A, LinearOperator):
-        raise TypeError(f"A must be a PoissonStencil, SparseCSR, torch sparse CSR or scipy sparse matrix, "
-                        f"got {type(A).__name__}")
-    A = A.to(device=device, dtype=torch.float64)
     if grid is None or int(np.prod(grid)) != A.shape[0]:
         raise ValueError(f"DCDM needs the grid shape of the {A.shape[0]} unknowns: pass grid=(nx, ny, nz) "
                          f"(got {grid}) or b as a 3-D array")
