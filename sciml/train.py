@@ -88,6 +88,10 @@ class TrainConfig:
         Clip the global gradient norm to this value.
     log_every : int
         Log the loss every this many steps at INFO level (``0``: never).
+    time_limit_s : float, optional
+        Stop after the first step that ends more than this many seconds after the call
+        began, with a checkpoint; ``TrainResult.steps`` tells how many steps were done
+        (rerunning with ``steps`` set to that number reproduces the run exactly).
     """
 
     steps: int = 1000
@@ -101,6 +105,7 @@ class TrainConfig:
     progress: bool = False
     grad_clip: float | None = None
     log_every: int = 0
+    time_limit_s: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "checkpoint_every", "log_every"):
@@ -111,6 +116,8 @@ class TrainConfig:
                              f"lr={self.lr}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"TrainConfig.grad_clip={self.grad_clip} must be positive or None")
+        if self.time_limit_s is not None and self.time_limit_s <= 0:
+            raise ValueError(f"TrainConfig.time_limit_s={self.time_limit_s} must be positive or None")
         if self.resume and self.checkpoint_dir is None:
             raise ValueError("TrainConfig.resume=True needs a checkpoint_dir to resume from")
 
@@ -334,15 +341,26 @@ def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor],
                 model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
         # the loop reseeds the global RNG (dropout) every step; the caller's state is restored after
         with torch.random.fork_rng(devices=[ctx.device.index] if ctx.device.type == "cuda" else []):
-            _loop(net, model, loss_fn, sample_batch, config, optimizer, scheduler, ctx, start, losses, path)
-    return TrainResult(model=model, losses=losses, steps=max(start, config.steps), start_step=start,
+            _loop(net, model, loss_fn, sample_batch, config, optimizer, scheduler, ctx, start, losses, path, started)
+    return TrainResult(model=model, losses=losses, steps=max(start, len(losses)), start_step=start,
                        wall_time=time.perf_counter() - started, checkpoint=path)
+
+
+def _out_of_time(config: TrainConfig, started: float, ctx: _Dist) -> bool:
+    """Whether ``config.time_limit_s`` has passed (on any rank: all ranks stop together)."""
+    if config.time_limit_s is None:
+        return False
+    over = float(time.perf_counter() - started > config.time_limit_s)
+    if ctx.world_size == 1:
+        return bool(over)
+    return _global_mean(torch.tensor(over, device=ctx.device), ctx.world_size) > 0
 
 
 def _loop(net: nn.Module, model: nn.Module, loss_fn: Callable, sample_batch: Callable, config: TrainConfig,
           optimizer: torch.optim.Optimizer, scheduler: Any, ctx: _Dist, start: int, losses: list[float],
-          path: Path | None) -> None:
-    """The steps ``start .. config.steps - 1``; appends to ``losses`` and writes checkpoints."""
+          path: Path | None, started: float) -> None:
+    """The steps ``start .. config.steps - 1`` (fewer past ``config.time_limit_s``); appends to
+    ``losses`` and writes checkpoints."""
     generator = torch.Generator(device="cpu")
     saved = start if config.resume and start > 0 else None
     every = config.checkpoint_every or config.steps
@@ -370,8 +388,12 @@ def _loop(net: nn.Module, model: nn.Module, loss_fn: Callable, sample_batch: Cal
             bar.update()
             if ctx.rank == 0 and config.log_every and done % config.log_every == 0:
                 logger.info("step %d/%d loss %.6e", done, config.steps, value)
-            if path is not None and (done % every == 0 or done == config.steps):
+            out_of_time = _out_of_time(config, started, ctx)
+            if path is not None and (done % every == 0 or done == config.steps or out_of_time):
                 if ctx.rank == 0:
                     save_state(path, _training_state(model, optimizer, scheduler, done, losses),
                                config={**config.to_json(), "world_size": ctx.world_size})
                 saved = done
+            if out_of_time:
+                logger.info("time limit of %.0f s reached after step %d", config.time_limit_s, done)
+                break

@@ -147,6 +147,17 @@ def test_resume_in_process_matches_uninterrupted(tmp_path):
     assert_weights_equal(again.model, full.model)
 
 
+def test_time_limit_stops_early_with_a_checkpoint_and_matches_a_short_run(tmp_path):
+    limited = train(steps=10_000, checkpoint_dir=tmp_path, time_limit_s=0.3)
+    assert 0 < limited.steps < 10_000 and len(limited.losses) == limited.steps
+    state, _ = load_state(limited.checkpoint)
+    assert state["step"] == limited.steps
+    short = train(steps=limited.steps)  # the recipe "steps = what was done" reproduces the run
+    assert short.losses == limited.losses
+    with pytest.raises(ValueError, match="time_limit_s"):
+        TrainConfig(time_limit_s=0)
+
+
 def test_resume_without_checkpoint_starts_fresh(tmp_path):
     result = train(steps=5, checkpoint_dir=tmp_path / "new", resume=True)
     assert result.start_step == 0 and (tmp_path / "new" / "last.safetensors").exists()

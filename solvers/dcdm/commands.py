@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from sciml.train import TrainConfig
+from sciml.train import TrainConfig, resolve_device
 from solvers.dcdm.network import PaperDCDMNet, UNetDCDMNet
 from sciml.pretrained import data_dir
 from solvers.dcdm.solver import DCDMSolver
@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="fraction of each batch replaced by the network's own one-step residuals (default 0)")
     p.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning)")
     p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="stop after this many seconds of training (the recipe records the steps done)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
@@ -42,6 +44,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     return p
+
+
+def _reproducing_command(argv: list[str], steps_done: int) -> str:
+    """``sciml train dcdm ARGV`` with ``--time-limit`` dropped and ``--steps`` set to the steps done."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--time-limit", "--steps"):
+            skip = True
+        elif not arg.startswith(("--time-limit=", "--steps=")):
+            kept.append(arg)
+    return "sciml train dcdm " + " ".join([*kept, "--steps", str(steps_done)])
 
 
 def train(argv: list[str]) -> int:
@@ -56,18 +71,20 @@ def train(argv: list[str]) -> int:
     unroll = args.unroll
     if args.init is not None:
         model = DCDMSolver.from_pretrained(args.init).model.float().train()
+    device = resolve_device(args.device)
     setup = DCDMTrainingSetup.build(scenes, args.sizes, args.lanczos_steps, seed=args.seed, noise=noise,
-                                    unroll=unroll, on_policy=args.on_policy)
+                                    unroll=unroll, on_policy=args.on_policy, device=device)
     data_s = time.perf_counter() - started
     config = TrainConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                          device=args.device, checkpoint_dir=args.checkpoint_dir / args.arch,
-                         checkpoint_every=args.checkpoint_every, resume=args.resume, progress=True)
+                         checkpoint_every=args.checkpoint_every, resume=args.resume, progress=True,
+                         time_limit_s=args.time_limit)
     result = train_dcdm(model, setup, config)
     out = args.out or data_dir() / f"dcdm-{args.arch}.safetensors"
     first, last = result.losses[:100], result.losses[-100:]
-    recipe = {"command": "sciml train dcdm " + " ".join(argv), "training_scenes": scenes, "sizes": args.sizes,
+    recipe = {"command": _reproducing_command(argv, result.steps), "training_scenes": scenes, "sizes": args.sizes,
               "lanczos_steps": args.lanczos_steps, "noise": noise, "unroll": unroll, "on_policy": args.on_policy,
-              "init": str(args.init) if args.init else None, "steps": args.steps, "lr": args.lr,
+              "init": str(args.init) if args.init else None, "steps": result.steps, "lr": args.lr,
               "batch_size": args.batch_size, "seed": args.seed, "final_loss": result.losses[-1],
               "loss_first_100": sum(first) / max(len(first), 1), "loss_last_100": sum(last) / max(len(last), 1),
               "lanczos_s": data_s, "train_s": result.wall_time}

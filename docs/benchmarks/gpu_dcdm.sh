@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The GPU run behind docs/benchmarks/dcdm-gpu-*.json: CUDA tests of the linear algebra and
+# DCDM, a U-Net trained at 32^3 and 64^3 on the GPU for a fixed time, and `sciml bench dcdm`
+# at 64^3 and 128^3 (all held-out scenes) and 256^3 (two scenes) with the shipped networks,
+# the GPU-trained one, our CG and our multigrid PCG.
+#
+# Usage, from the repository root on a CUDA machine with torch installed:
+#   OUT=results bash docs/benchmarks/gpu_dcdm.sh
+# Wheels of packages the machine lacks (trimesh) may be put in .whl/ beforehand.
+set -u
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-sciml_out/gpu}
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu with small sizes is a dry run of this script
+read -r -a TRAIN_SIZES <<<"${TRAIN_SIZES:-32 64}"
+read -r -a BENCH_SIZES <<<"${BENCH_SIZES:-64 128}"
+BIG_SIZE=${BIG_SIZE:-256}
+mkdir -p "$OUT"
+LOG="$OUT/log.txt"
+stage() { echo "=== $(date -u +%T) $*" | tee -a "$LOG"; }
+
+stage environment
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c \
+  "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.get_device_name())"; } >>"$LOG" 2>&1
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl >>"$LOG" 2>&1
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >>"$LOG" 2>&1 \
+  || echo "editable install failed; entry points come from the imports below" >>"$LOG"
+SCIML=(python3 -c "import sys, solvers.dcdm; from sciml.cli import main; sys.exit(main(sys.argv[1:]))")
+
+stage "CUDA tests"
+timeout 90 python3 -m pytest -q -p no:cacheprovider -m gpu tests/linalg tests/dcdm tests/test_train.py \
+  >>"$LOG" 2>&1; echo "pytest exit $?" >>"$LOG"
+
+stage "train U-Net (sizes ${TRAIN_SIZES[*]}, ${TRAIN_SECONDS:=90} s)"
+timeout $((TRAIN_SECONDS + 90)) "${SCIML[@]}" train dcdm --arch unet --sizes "${TRAIN_SIZES[@]}" --lanczos-steps 400 \
+  --steps 100000 --time-limit "$TRAIN_SECONDS" --device "$DEVICE" --out "$OUT/dcdm-unet-gpu.safetensors" \
+  --checkpoint-dir /tmp/dcdm-ck 2>&1 | tr '\r' '\n' | grep -v "^train:" | tail -n 20 >>"$LOG"
+
+MODELS=(dcdm-unet dcdm-paper)
+[ -f "$OUT/dcdm-unet-gpu.safetensors" ] && MODELS+=("$OUT/dcdm-unet-gpu.safetensors")
+stage "bench dcdm ${BENCH_SIZES[*]}"
+timeout 180 "${SCIML[@]}" bench dcdm --sizes "${BENCH_SIZES[@]}" --device "$DEVICE" --repeats 3 --models "${MODELS[@]}" \
+  --json "$OUT/dcdm-gpu-small.json" >>"$LOG" 2>&1; echo "bench exit $?" >>"$LOG"
+stage "bench dcdm $BIG_SIZE"
+timeout 75 "${SCIML[@]}" bench dcdm --sizes "$BIG_SIZE" --scenes torus bunny --device "$DEVICE" --repeats 2 \
+  --models "${MODELS[@]}" --json "$OUT/dcdm-gpu-big.json" >>"$LOG" 2>&1; echo "bench exit $?" >>"$LOG"
+stage done
