@@ -36,7 +36,8 @@ def cg(A, b: torch.Tensor, x0: torch.Tensor | None = None, *, rtol: float = 1e-6
         Working precision of the Krylov vectors (default float64; ``None`` keeps
         the dtype of ``b``). ``A`` is applied in its own dtype.
     check_every : int, optional
-        Iterations between convergence checks (host syncs); 1 on CPU, 8 on CUDA.
+        Iterations between convergence checks (host syncs); 1 on CPU, 8 on CUDA
+        without a preconditioner, 1 with one.
     progress : bool
         Show a tqdm bar of ``-log10`` residual.
 
@@ -56,7 +57,7 @@ def cg(A, b: torch.Tensor, x0: torch.Tensor | None = None, *, rtol: float = 1e-6
     precond = as_preconditioner(M, prob.A)
     n = prob.A.shape[0]
     maxiter = 10 * n if maxiter is None else int(maxiter)
-    check_every = check_every or default_check_every(prob.A.device)
+    check_every = check_every or default_check_every(prob.A.device, precond is not None)
     tol = max(rtol * prob.bnorm, atol)
     bar = _progress_bar(progress, rtol)
 
