@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="training grid sizes, cells per side (default 16 32)")
     p.add_argument("--scenes", nargs="+", default=None, help="training scene names (default: all)")
     p.add_argument("--lanczos-steps", type=int, default=500)
+    p.add_argument("--lanczos-memory-gb", type=float, default=2.0,
+                   help="memory budget of one float64 Lanczos basis (the paper's 10,000 steps at 64^3 need 21 GB)")
     p.add_argument("--noise", type=float, default=None,
                    help="white-noise level mixed into the Ritz samples (default 0.5 for unet, 0 = paper for paper)")
     p.add_argument("--unroll", type=int, default=1,
@@ -73,7 +75,8 @@ def train(argv: list[str]) -> int:
         model = DCDMSolver.from_pretrained(args.init).model.float().train()
     device = resolve_device(args.device)
     setup = DCDMTrainingSetup.build(scenes, args.sizes, args.lanczos_steps, seed=args.seed, noise=noise,
-                                    unroll=unroll, on_policy=args.on_policy, device=device)
+                                    unroll=unroll, on_policy=args.on_policy, device=device,
+                                    lanczos_memory_gb=args.lanczos_memory_gb)
     data_s = time.perf_counter() - started
     config = TrainConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                          device=args.device, checkpoint_dir=args.checkpoint_dir / args.arch,
@@ -83,7 +86,8 @@ def train(argv: list[str]) -> int:
     out = args.out or data_dir() / f"dcdm-{args.arch}.safetensors"
     first, last = result.losses[:100], result.losses[-100:]
     recipe = {"command": _reproducing_command(argv, result.steps), "training_scenes": scenes, "sizes": args.sizes,
-              "lanczos_steps": args.lanczos_steps, "noise": noise, "unroll": unroll, "on_policy": args.on_policy,
+              "lanczos_steps": args.lanczos_steps,
+              "lanczos_memory_gb": args.lanczos_memory_gb, "noise": noise, "unroll": unroll, "on_policy": args.on_policy,
               "init": str(args.init) if args.init else None, "steps": result.steps, "lr": args.lr,
               "batch_size": args.batch_size, "seed": args.seed, "final_loss": result.losses[-1],
               "loss_first_100": sum(first) / max(len(first), 1), "loss_last_100": sum(last) / max(len(last), 1),

@@ -34,7 +34,8 @@ class RitzBasis:
     values : (m,) float64 tensor
         Ritz values, ascending, all above the drop threshold.
     vectors : (n, m) float32 tensor
-        Orthonormal Ritz vectors (C-order grid flattening).
+        Orthonormal Ritz vectors (C-order grid flattening), on the device Lanczos ran on;
+        samples are formed there.
     grid : (int, int, int)
     low_modes : int
         Number of leading modes whose coefficients get the spectrum bias.
@@ -53,7 +54,7 @@ class RitzBasis:
 
     def sample(self, count: int, generator: torch.Generator, noise: float = 0.0,
                fluid: torch.Tensor | None = None) -> torch.Tensor:
-        """Draw ``count`` unit-norm right-hand sides, shape ``(count, n)`` float32.
+        """Draw ``count`` unit-norm right-hand sides, shape ``(count, n)`` float32, on the basis' device.
 
         Parameters
         ----------
@@ -66,14 +67,18 @@ class RitzBasis:
             which is where the residuals of later iterations live.
         fluid : (n,) bool tensor, optional
             Where the noise goes (required when ``noise > 0``).
+
+        The random numbers come from the CPU ``generator`` whatever the device, so a
+        seed gives the same samples on CPU and GPU (up to rounding).
         """
+        device = self.vectors.device
         c = torch.randn(count, self.values.numel(), generator=generator) * self.coefficient_scale()
-        b = c @ self.vectors.T
+        b = c.to(device) @ self.vectors.T
         b = b / torch.linalg.vector_norm(b, dim=1, keepdim=True)
         if noise > 0:
-            white = torch.randn(b.shape, generator=generator) * fluid.to(b.dtype)
+            white = torch.randn(b.shape, generator=generator).to(device) * fluid.to(device=device, dtype=b.dtype)
             white = white / torch.linalg.vector_norm(white, dim=1, keepdim=True)
-            b = b + noise * torch.rand(count, 1, generator=generator) * white
+            b = b + noise * torch.rand(count, 1, generator=generator).to(device) * white
             b = b / torch.linalg.vector_norm(b, dim=1, keepdim=True)
         return b
 
@@ -117,4 +122,4 @@ def ritz_basis(A: PoissonStencil, steps: int | None = None, *, theta: int | None
     values, vectors = values[keep], vectors[:, keep.to(vectors.device)]
     theta = max(1, m // 20) if theta is None else theta
     low = min(values.numel(), m // 2 + theta)
-    return RitzBasis(values, vectors.float().cpu(), A.grid, low)
+    return RitzBasis(values, vectors.float(), A.grid, low)

@@ -123,14 +123,14 @@ class DCDMTrainingSetup:
     @classmethod
     def build(cls, scenes: Sequence[str], sizes: Sequence[int], lanczos_steps: int, seed: int = 0,
               noise: float = 0.0, unroll: int = 1, on_policy: float = 0.0,
-              device: str | torch.device = "cpu") -> "DCDMTrainingSetup":
+              device: str | torch.device = "cpu", lanczos_memory_gb: float = 2.0) -> "DCDMTrainingSetup":
         """Rasterise the scenes at each size and run Lanczos on each matrix (on ``device``)."""
         setup = cls(list(scenes), list(sizes), lanczos_steps, noise, unroll, on_policy)
         for index, (n, name) in enumerate((n, name) for n in sizes for name in scenes):
             scene = get_scene(name).at(n)
             steps = min(lanczos_steps, n ** 3 // 4)
             A = scene.stencil(dtype=torch.float64).to(device=device)
-            setup.bases.append(ritz_basis(A, steps, seed=seed + index))
+            setup.bases.append(ritz_basis(A, steps, seed=seed + index, max_memory_gb=lanczos_memory_gb))
             setup.operators.append(A.to(dtype=torch.float32))
             logger.info("scene %s at %d^3: %d Ritz pairs, smallest %.3e", name, n,
                         setup.bases[-1].values.numel(), float(setup.bases[-1].values[0]))
@@ -139,7 +139,7 @@ class DCDMTrainingSetup:
     def sample_batch(self, step: int, generator: torch.Generator, batch_size: int, rank: int, world_size: int):
         """The batch of ``step``: one training matrix (cycled) and ``batch_size`` Ritz samples."""
         scene = step % len(self.bases)
-        b = self.bases[scene].sample(batch_size, generator, self.noise, self.operators[scene].fluid.reshape(-1).cpu())
+        b = self.bases[scene].sample(batch_size, generator, self.noise, self.operators[scene].fluid.reshape(-1))
         return shard({"scene": torch.full((batch_size,), scene), "b": b}, rank, world_size)
 
     def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
