@@ -1,0 +1,15 @@
+"""Neural-network building blocks of the core.
+
+* Orthogonal convolutions and exact orthogonality measures (:mod:`sciml.nn.conv_spectrum`,
+  :mod:`sciml.nn.orthogonal`, :mod:`sciml.nn.orthogonal_fft`).
+"""
+from sciml.nn.conv_spectrum import (circular_conv, circular_conv_transpose, conv_operator_matrix,
+                                    conv_singular_values, lorth, lorth_alpha, lorth_bound,
+                                    orthogonal_conv_exists, orthogonality_error)
+from sciml.nn.orthogonal import (OrthoConv1d, OrthoConv2d, OrthoConv3d, OrthoConvTranspose2d,
+                                 OrthoConvTranspose3d)
+from sciml.nn.orthogonal_fft import CayleyConv2d
+
+__all__ = ["circular_conv", "circular_conv_transpose", "conv_operator_matrix", "conv_singular_values", "lorth",
+           "lorth_alpha", "lorth_bound", "orthogonal_conv_exists", "orthogonality_error", "OrthoConv1d",
+           "OrthoConv2d", "OrthoConv3d", "OrthoConvTranspose2d", "OrthoConvTranspose3d", "CayleyConv2d"]
