@@ -1,0 +1,154 @@
+"""OReX: network, sampling, baseline, a tiny reconstruction, registry."""
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from geometry.mesh_slicing import random_planes, slice_mesh
+from solvers.orex.baseline import SliceDistanceInterpolation
+from solvers.orex.metrics import genus, plane_iou, ripple, surface_distances, volume_iou
+from solvers.orex.model import OReX, OReXConfig
+from solvers.orex.network import LearnableFourierEncoding, OReXNet, iteration_embedding
+from solvers.orex.sampling import hull_samples, level_dataset, sample_level
+
+
+@pytest.fixture(scope="module")
+def sphere_slices():
+    mesh = trimesh.creation.icosphere(subdivisions=3)
+    return mesh, slice_mesh(mesh, random_planes(6, radius=1.0, spread=0.5, seed=0))
+
+
+def test_network_shapes_and_paper_widths():
+    net = OReXNet()  # paper sizes
+    assert net.encoding.out_features == 33
+    assert net.mlp[0].in_features == 66 and net.mlp[-1].out_features == 33
+    assert sum(isinstance(m, torch.nn.Linear) for m in net.mlp) == 8  # 7 hidden layers + output
+    x = torch.rand(5, 3)
+    assert net(x).shape == (10, 5)
+    assert net(x, n_iterations=1).shape == (1, 5)
+    torch.testing.assert_close(net.field(x), net(x)[-1])
+
+
+def test_encoding_frequencies_are_learned_and_gradcheck():
+    enc = LearnableFourierEncoding(3).double()
+    x = torch.rand(4, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(enc, (x,))
+    enc(x).sum().backward()
+    assert enc.frequencies.grad is not None and enc.frequencies.grad.abs().sum() > 0
+
+
+def test_refinement_loop_accumulates_logits():
+    torch.manual_seed(0)
+    net = OReXNet(n_frequencies=2, hidden_state=4, width=8, depth=2, n_iterations=4).double()
+    x = torch.rand(3, 3, dtype=torch.float64)
+    logits = net(x)
+    # each step adds a delta to the previous logit: recompute the loop by hand
+    pe = net.encoding(x)
+    logit, hidden = net.initial_logit.expand(3, 1), net.initial_hidden.expand(3, 4)
+    emb = iteration_embedding(4, 4, torch.float64)
+    for i in range(4):
+        out = net.mlp(torch.cat([pe, logit, hidden + emb[i]], 1))
+        logit, hidden = logit + out[:, :1], out[:, 1:]
+        torch.testing.assert_close(logits[i], logit[:, 0])
+
+
+def test_samples_are_labelled_by_the_slices(sphere_slices):
+    _, slices = sphere_slices
+    rng = np.random.default_rng(0)
+    level = sample_level(slices, 2.0 ** -5, 2, 200, rng)
+    assert set(np.unique(level.labels)) <= {0.0, 0.5, 1.0}
+    near = level.kind == 0
+    for k, sec in enumerate(slices):
+        on_plane = np.abs(sec.plane.signed_distance(level.points)) < 1e-9
+        mask = near & on_plane
+        np.testing.assert_array_equal(level.labels[mask] == 0, slices.inside(k, level.points[mask]))
+    # offsets by +-r on both sides of every edge: about half inside, half outside
+    assert 0.3 < (level.labels[near] == 0).mean() < 0.7
+    hull = hull_samples(slices, 500, rng)
+    assert np.all(hull.labels == 1) and np.linalg.norm(hull.points, axis=1).min() > 0.5
+    data = level_dataset([level, hull, level], 2, reuse=2)
+    assert len(data) == len(level) + len(hull)
+
+
+def test_baseline_reproduces_the_slices(sphere_slices):
+    mesh, slices = sphere_slices
+    base = SliceDistanceInterpolation().fit(slices)
+    assert plane_iou(slices, base.field, n=64).min() > 0.999
+    assert volume_iou(mesh, base.field, resolution=32) > 0.8
+
+
+def test_tiny_reconstruction_fits_the_slices(sphere_slices):
+    mesh, slices = sphere_slices
+    rec = OReX(OReXConfig.tiny(seed=1)).fit(slices)
+    assert rec.history[-1]["bce"] < rec.history[0]["bce"] + 0.05
+    assert plane_iou(slices, rec.field, n=48).mean() > 0.8
+    recon = rec.mesh(resolution=24)
+    assert len(recon.faces) > 0 and recon.is_watertight
+    assert volume_iou(mesh, rec.field, resolution=24) > 0.7  # about 0.8-0.9 over seeds
+    assert surface_distances(mesh, recon, count=2000)["chamfer"] < 0.05
+    assert genus(recon) is not None
+    assert np.isfinite(ripple(recon, slices, band=0.1))
+
+
+def test_fit_is_deterministic(sphere_slices):
+    _, slices = sphere_slices
+    cfg = OReXConfig.tiny(epochs=[1, 1], max_steps_per_level=3)
+    pts = np.random.default_rng(0).uniform(-1, 1, (50, 3))
+    a = OReX(cfg).fit(slices).field(pts)
+    b = OReX(cfg).fit(slices).field(pts)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_configs():
+    paper = OReXConfig.paper()
+    assert paper.n_iterations == 10 and paper.epochs == [50, 50, 100, 100, 150, 200]
+    assert paper.dtype == "float64" and paper.weight_decay == 1e-3 and paper.hinge_points is None
+    assert OReXConfig.cpu().max_steps_per_level is not None
+    with pytest.raises(RuntimeError, match="not fitted"):
+        OReX().field(np.zeros((1, 3)))
+
+
+def test_registered():
+    from sciml.registry import get
+    entry = get("orex")
+    assert entry.bench is not None and entry.demo is not None
+
+
+@pytest.mark.gpu
+def test_cuda_fit(sphere_slices):
+    _, slices = sphere_slices
+    rec = OReX(OReXConfig.tiny(epochs=[1, 1], max_steps_per_level=3), device="cuda").fit(slices)
+    assert next(rec.net.parameters()).is_cuda
+    assert np.isfinite(rec.field(np.zeros((4, 3)))).all()
+
+
+@pytest.mark.slow
+def test_bench_tiny_runs():
+    from solvers.orex.bench import run
+    out = run(["--shapes", "sphere:6", "--config", "tiny", "--resolution", "24"])
+    methods = {r["method"] for r in out["rows"]}
+    assert {"orex", "orex-1-loop", "slice-sdf-idw"} <= methods
+    assert "plane_iou_min>=0.98" in out["summary"]
+
+
+@pytest.mark.slow
+def test_demo_writes_files(tmp_path):
+    from solvers.orex.demo import demo
+    rows = demo(tmp_path, config=OReXConfig.tiny(), resolution=32, n_planes=8)
+    names = {p.name for p in rows[0].files}
+    assert {"orex.vtp", "slices.vtp", "occupancy.vti", "orex.png", "slices.csl"} <= names
+
+
+@pytest.mark.slow
+def test_cpu_default_torus_keeps_genus_and_beats_baseline():
+    from solvers.orex.shapes import make_shape, shape_planes
+    mesh, true_genus = make_shape("torus")
+    slices = slice_mesh(mesh, shape_planes(mesh, 15, seed=0))
+    rec = OReX(OReXConfig.cpu()).fit(slices)
+    recon = rec.mesh(resolution=64)
+    assert genus(recon) == true_genus
+    assert volume_iou(mesh, rec.field) > 0.88
+    base = SliceDistanceInterpolation().fit(slices)
+    from geometry.meshing import mesh_from_field
+    base_mesh, _ = mesh_from_field(base.field, 64, (mesh.bounds[0] - 0.1, mesh.bounds[1] + 0.1))
+    assert surface_distances(mesh, recon)["chamfer"] < surface_distances(mesh, base_mesh)["chamfer"]
