@@ -169,7 +169,8 @@ def run(argv: list[str] | None = None) -> dict:
         rows += bench_shape(spec, args.device, config, args.ablations, args.resolution, args.seed,
                             args.methods)
     speed = polygon_speedup()
-    return {"benchmark": "orex", "argv": list(argv or []), "device": args.device, "point_in_polygon": speed, "config": args.config,
+    return {"benchmark": "orex", "argv": list(argv or []),
+            "device": args.device, "point_in_polygon": speed, "config": args.config,
             "config_values": config.__dict__,
             "resolution": args.resolution, "torch": torch.__version__, "threads": torch.get_num_threads(),
             "rows": rows, "summary": summarise(rows, args.ablations) if args.methods is None else {},
