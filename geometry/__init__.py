@@ -8,9 +8,13 @@
   :func:`read_slices` / :func:`write_slices`, validation errors as :class:`SliceError`.
 * :func:`slice_mesh` cuts a triangle mesh by planes into contours (:func:`random_planes`
   draws planes); :func:`points_in_polygons` is the numba in/out test with holes.
+* Point-cloud manifolds (:mod:`geometry.manifold`): :class:`ManifoldGraph` holds the kNN
+  graph, local-PCA tangent frames, Procrustes transports and the sparse connection and
+  scalar graph Laplacians, in ``O(N k)`` memory.
 * Meshing (:mod:`geometry.meshing`): :func:`extract_mesh` / :func:`mesh_from_field`
   (marching cubes on a batched grid) and :func:`export_mesh` (.ply/.obj/.stl/.vtp).
 """
+from geometry.manifold import ManifoldGraph
 from geometry.mesh_slicing import random_planes, slice_mesh
 from geometry.meshing import export_mesh, extract_mesh, mesh_from_field
 from geometry.polygon import points_in_polygons
@@ -19,4 +23,4 @@ from geometry.voxelize import cell_centres, check_closed_mesh, voxelize, voxeliz
 
 __all__ = ["voxelize", "voxelize_mesh", "check_closed_mesh", "cell_centres", "Plane", "Contour", "CrossSection",
            "SliceSet", "SliceError", "read_slices", "write_slices", "slice_mesh", "random_planes",
-           "points_in_polygons", "extract_mesh", "mesh_from_field", "export_mesh"]
+           "points_in_polygons", "extract_mesh", "mesh_from_field", "export_mesh", "ManifoldGraph"]
