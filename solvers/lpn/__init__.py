@@ -1,0 +1,32 @@
+"""Learned proximal networks (Fang, Buchanan & Sulam, ICLR 2024) and plug-and-play solvers.
+
+* :class:`sciml.nn.icnn.LPN` -- the fully convolutional network whose output is the gradient
+  of a convex potential, hence exactly a proximal operator on images of any size.
+* :mod:`solvers.lpn.training` -- proximal-matching loss and the paper's schedule.
+* :mod:`solvers.lpn.prior` -- the learned regulariser ``R(x)`` by inverting the prox.
+* :mod:`solvers.lpn.pnp` -- plug-and-play ADMM and proximal gradient descent.
+* :mod:`solvers.lpn.laplace` -- the 1-D Laplacian experiment (ideal prox: soft-thresholding).
+* :mod:`solvers.lpn.data` -- bundled images, faces, ellipse and Shepp-Logan phantoms.
+* :mod:`solvers.lpn.bench`, :mod:`solvers.lpn.demo`, :mod:`solvers.lpn.commands` -- the CLI.
+"""
+from sciml.registry import SolverEntry, register
+
+
+def _bench(argv):
+    from solvers.lpn.bench import run
+    return run(argv)
+
+
+def _train(argv):
+    from solvers.lpn.commands import train
+    return train(argv)
+
+
+def _demo(out, device):
+    from solvers.lpn.demo import demo
+    return demo(out, device)
+
+
+ENTRY = register(SolverEntry(name="lpn", summary="learned proximal networks (Fang et al. 2024): exact convex-gradient "
+                             "denoiser, learned prior R(x), PnP ADMM/PGD vs TV and FBP", demo=_demo, bench=_bench,
+                             train=_train, api="solvers.lpn.pnp:pnp_admm"))

@@ -1,0 +1,97 @@
+"""``sciml train lpn``: reproduce the shipped LPN weights."""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from sciml.nn.icnn import LPN
+from sciml.pretrained import data_dir
+from sciml.train import TrainConfig
+from solvers.lpn.model import save_lpn
+from solvers.lpn.training import LOSSES, Schedule, default_gamma_min, train_lpn
+
+logger = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sciml train lpn", description="Train a learned proximal network (denoiser "
+                                "at one noise level) and save it as data/NAME.safetensors + NAME.json.")
+    p.add_argument("--data", choices=["images", "ellipses", "laplace"], default="images",
+                   help="images: skimage photographs + lfw faces (training split); ellipses: random CT "
+                        "phantoms; laplace: the 1-D Laplacian experiment")
+    p.add_argument("--name", default=None, help="output name in data/ (default lpn-gray, lpn-ct, lpn-laplace-LOSS)")
+    p.add_argument("--out", type=Path, default=None, help="output .safetensors path (overrides --name)")
+    p.add_argument("--loss", choices=LOSSES, default="pm", help="pm: l1 pretraining then proximal matching")
+    p.add_argument("--noise", type=float, default=None, help="noise sigma (default 0.1; 1.0 for laplace)")
+    p.add_argument("--patch", type=int, default=40)
+    p.add_argument("--hidden", type=int, default=None)
+    p.add_argument("--layers", type=int, default=None)
+    p.add_argument("--beta", type=float, default=None)
+    p.add_argument("--alpha", type=float, default=None)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--pretrain-fraction", type=float, default=0.5)
+    p.add_argument("--pretrain-lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=1e-4, help="learning rate after pretraining (paper 1e-4)")
+    p.add_argument("--stage-lr-decay", type=float, default=1.0,
+                   help="multiply the learning rate by this at every proximal-matching stage (paper images: 1)")
+    p.add_argument("--gamma-min", type=float, default=None, help="default 0.08 sqrt(patch^2) (the paper's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--checkpoint-dir", type=Path, default=Path("sciml_out/lpn-train"))
+    p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument("--resume", action="store_true")
+    return p
+
+
+_DEFAULTS = {"images": dict(hidden=32, layers=5, beta=100.0, alpha=1e-6, batch_size=16, noise=0.1),
+             "ellipses": dict(hidden=32, layers=5, beta=100.0, alpha=1e-6, batch_size=16, noise=0.1),
+             "laplace": dict(hidden=50, layers=4, beta=10.0, alpha=1e-6, batch_size=2000, noise=1.0)}
+
+
+def train(argv: list[str]) -> int:
+    """Run the training described by ``argv``; returns 0 on success."""
+    args = _parser().parse_args(argv)
+    d = _DEFAULTS[args.data]
+    pick = {k: getattr(args, k) if getattr(args, k) is not None else d[k] for k in d}
+    torch.manual_seed(args.seed)  # network initialisation
+    if args.data == "laplace":
+        from solvers.lpn.laplace import laplace_sampler
+        model = LPN(in_channels=1, hidden=pick["hidden"], layers=pick["layers"], kernel_size=1,
+                    beta=pick["beta"], alpha=pick["alpha"])
+        sampler, sample_shape = laplace_sampler(), (1,)
+        gamma_min = args.gamma_min if args.gamma_min is not None else 0.1
+        name = args.name or f"lpn-laplace-{args.loss}"
+    else:
+        from solvers.lpn.data import sample_patches
+        model = LPN(in_channels=1, hidden=pick["hidden"], layers=pick["layers"], kernel_size=3,
+                    beta=pick["beta"], alpha=pick["alpha"])
+        sampler, sample_shape = sample_patches(args.data, args.patch), (1, args.patch, args.patch)
+        gamma_min = args.gamma_min if args.gamma_min is not None else default_gamma_min(sample_shape)
+        name = args.name or ("lpn-gray" if args.data == "images" else "lpn-ct")
+        if args.loss != "pm" and args.name is None:
+            name += f"-{args.loss}"
+    schedule = Schedule(steps=args.steps, loss=args.loss, gamma_min=gamma_min,
+                        pretrain_fraction=args.pretrain_fraction, pretrain_lr=args.pretrain_lr, lr=args.lr,
+                        stage_lr_decay=args.stage_lr_decay)
+    config = TrainConfig(steps=args.steps, lr=args.pretrain_lr, batch_size=pick["batch_size"], seed=args.seed,
+                         device=args.device, checkpoint_dir=args.checkpoint_dir / name,
+                         checkpoint_every=args.checkpoint_every, resume=args.resume, progress=True)
+    started = time.perf_counter()
+    result = train_lpn(model, sampler, pick["noise"], schedule, config)
+    out = args.out or data_dir() / f"{name}.safetensors"
+    first, last = result.losses[:50], result.losses[-50:]
+    recipe = {"command": "sciml train lpn " + " ".join(argv), "data": args.data, "noise": pick["noise"],
+              "patch": args.patch if args.data != "laplace" else None, "batch_size": pick["batch_size"],
+              "schedule": schedule.to_json(), "seed": args.seed, "final_loss": result.losses[-1],
+              "loss_first_50": sum(first) / max(len(first), 1), "loss_last_50": sum(last) / max(len(last), 1),
+              "min_constrained_weight": model.potential.min_constrained_weight(),
+              "train_s": time.perf_counter() - started, "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "device": str(args.device)}
+    save_lpn(result.model.cpu(), out, **recipe)
+    logger.info("saved %s (final loss %.4f)", out, result.losses[-1])
+    return 0

@@ -1,0 +1,80 @@
+"""Bundled data, the fixed split, shipped weights and the CLI entry points."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from solvers.lpn import data
+
+
+def test_split_by_image_is_disjoint_and_fixed():
+    assert not set(data.TRAIN_IMAGES) & set(data.HELDOUT_IMAGES)
+    assert data.faces("train").shape == (160, 25, 25) and data.faces("heldout").shape == (40, 25, 25)
+    held = data.heldout_images(64)
+    assert set(held) == set(data.HELDOUT_IMAGES) and all(im.shape == (64, 64) for im in held.values())
+    with pytest.raises(ValueError, match="split"):
+        data.faces("test")
+
+
+def test_patch_sampler_deterministic_from_generator():
+    sampler = data.PatchSampler([np.arange(100.0).reshape(10, 10) / 100, np.ones((4, 4))], patch=6)
+    a = sampler(5, torch.Generator().manual_seed(0))
+    b = sampler(5, torch.Generator().manual_seed(0))
+    assert a.shape == (5, 1, 6, 6) and torch.equal(a, b)
+
+
+def test_phantoms_in_unit_range():
+    p = data.ellipse_phantom(32, np.random.default_rng(0))
+    assert p.shape == (32, 32) and 0 <= p.min() and p.max() <= 1 and p.std() > 0
+    s = data.shepp_logan(64)
+    assert s.shape == (64, 64) and 0 <= s.min() and s.max() <= 1
+
+
+@pytest.mark.parametrize("name", ["lpn-gray", "lpn-laplace-pm", "lpn-laplace-l2"])
+def test_shipped_weights_have_recipe_and_are_small(name):
+    from sciml.pretrained import data_dir
+    from solvers.lpn.model import load_lpn
+    path = data_dir() / f"{name}.safetensors"
+    assert path.stat().st_size < 2_000_000
+    recipe = json.loads(path.with_suffix(".json").read_text())
+    assert recipe["command"].startswith("sciml train lpn")
+    model = load_lpn(name)
+    assert model.potential.min_constrained_weight() >= 0.0
+
+
+def test_missing_weights_name_the_command():
+    from solvers.lpn.model import load_lpn
+    with pytest.raises(FileNotFoundError, match="sciml train lpn"):
+        load_lpn("lpn-nonexistent")
+
+
+def test_registered():
+    from sciml.registry import get
+    entry = get("lpn")
+    assert entry.bench and entry.demo and entry.train
+
+
+def test_bench_targets_logic():
+    from solvers.lpn.bench import targets
+    out = {"denoising": {"mean_lpn_minus_tv_db": 0.6}, "ct": {"lpn_admm_minus_fbp_db": 2.0},
+           "laplace": {"pm": {"sup_error": 0.05, "r_correlation": 0.995}, "l2": {"sup_error": 0.4}}}
+    t = targets(out)
+    assert t["denoising_0.5dB_above_tv"] and not t["ct_3dB_above_fbp"]
+    assert t["laplace_pm_sup_error_below_0.1"] and t["laplace_l2_visibly_worse"]
+
+
+@pytest.mark.slow
+def test_demo_writes_panel(tmp_path):
+    from solvers.lpn.demo import demo
+    rows = demo(tmp_path, "cpu", size=64)
+    assert (tmp_path / "lpn_panel.png").exists() and len(rows) == 2
+    assert rows[0].value > 20 and rows[1].value > 20
+
+
+@pytest.mark.slow
+def test_bench_small_sections():
+    from solvers.lpn.bench import run
+    out = run(["--only", "exactness", "denoising", "--size", "96", "--device", "cpu"])
+    assert out["targets"]["exact_prox"]
+    assert out["denoising"]["mean_lpn_psnr"] > out["denoising"]["mean_noisy_psnr"] + 5
