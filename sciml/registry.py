@@ -86,6 +86,22 @@ _REGISTRY: dict[str, SolverEntry] = {}
 _loaded = False
 
 
+def lazy(target: str) -> Callable:
+    """A function that imports ``"package.module:function"`` when first called, then calls it.
+
+    Solvers register their ``demo``/``bench``/``train`` with it, so ``sciml list`` does not
+    import their heavy modules: ``SolverEntry(..., bench=lazy("solvers.dcdm.bench:run"))``.
+    """
+    module, _, name = target.partition(":")
+    if not module or not name:
+        raise ValueError(f"lazy() needs 'package.module:function', got {target!r}")
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+    call.__name__, call.__qualname__ = name, target
+    return call
+
+
 def register(entry: SolverEntry) -> SolverEntry:
     """Add (or replace) a registry entry; returns it so modules can keep a handle."""
     if not entry.name or not entry.name.replace("_", "").replace("-", "").isalnum():

@@ -10,24 +10,17 @@ applied to the normalised residual, trained on Ritz vectors of training matrices
 * :mod:`solvers.dcdm.plume` -- a small smoke-plume simulation that calls the solver each step.
 * :mod:`solvers.dcdm.bench` -- ``sciml bench dcdm``.
 """
-from sciml.registry import SolverEntry, register
+
+from sciml.registry import SolverEntry, lazy, register
 
 
-def _bench(argv):
-    from solvers.dcdm.bench import run
-    return run(argv)
-
-
-def _train(argv):
-    from solvers.dcdm.commands import train
-    return train(argv)
-
-
-def _demo(out, device):
-    from solvers.dcdm.demo import demo
-    return demo(out, device)
-
-
-ENTRY = register(SolverEntry(name="dcdm", summary="deep conjugate-direction Poisson solver (Kaneda et al. 2023) "
-                             "vs CG, multigrid PCG, scipy and pyamg", demo=_demo, bench=_bench, train=_train,
-                             api="solvers.dcdm.solver:DCDMSolver"))
+ENTRY = register(
+    SolverEntry(
+        name="dcdm",
+        summary="deep conjugate-direction Poisson solver (Kaneda et al. 2023) vs CG, multigrid PCG, scipy and pyamg",
+        demo=lazy("solvers.dcdm.demo:demo"),
+        bench=lazy("solvers.dcdm.bench:run"),
+        train=lazy("solvers.dcdm.commands:train"),
+        api="solvers.dcdm.solver:DCDMSolver",
+    )
+)

@@ -86,8 +86,8 @@ def train(argv: list[str]) -> int:
     out = args.out or data_dir() / f"dcdm-{args.arch}.safetensors"
     first, last = result.losses[:100], result.losses[-100:]
     recipe = {"command": _reproducing_command(argv, result.steps), "training_scenes": scenes, "sizes": args.sizes,
-              "lanczos_steps": args.lanczos_steps,
-              "lanczos_memory_gb": args.lanczos_memory_gb, "noise": noise, "unroll": unroll, "on_policy": args.on_policy,
+              "lanczos_steps": args.lanczos_steps, "lanczos_memory_gb": args.lanczos_memory_gb, "noise": noise,
+              "unroll": unroll, "on_policy": args.on_policy,
               "init": str(args.init) if args.init else None, "steps": result.steps, "lr": args.lr,
               "batch_size": args.batch_size, "seed": args.seed, "final_loss": result.losses[-1],
               "loss_first_100": sum(first) / max(len(first), 1), "loss_last_100": sum(last) / max(len(last), 1),

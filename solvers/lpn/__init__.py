@@ -9,24 +9,18 @@
 * :mod:`solvers.lpn.data` -- bundled images, faces, ellipse and Shepp-Logan phantoms.
 * :mod:`solvers.lpn.bench`, :mod:`solvers.lpn.demo`, :mod:`solvers.lpn.commands` -- the CLI.
 """
-from sciml.registry import SolverEntry, register
+
+from sciml.registry import SolverEntry, lazy, register
 
 
-def _bench(argv):
-    from solvers.lpn.bench import run
-    return run(argv)
-
-
-def _train(argv):
-    from solvers.lpn.commands import train
-    return train(argv)
-
-
-def _demo(out, device):
-    from solvers.lpn.demo import demo
-    return demo(out, device)
-
-
-ENTRY = register(SolverEntry(name="lpn", summary="learned proximal networks (Fang et al. 2024): exact convex-gradient "
-                             "denoiser, learned prior R(x), PnP ADMM/PGD vs TV and FBP", demo=_demo, bench=_bench,
-                             train=_train, api="solvers.lpn.pnp:pnp_admm"))
+ENTRY = register(
+    SolverEntry(
+        name="lpn",
+        summary="learned proximal networks (Fang et al. 2024): exact convex-gradient "
+        "denoiser, learned prior R(x), PnP ADMM/PGD vs TV and FBP",
+        demo=lazy("solvers.lpn.demo:demo"),
+        bench=lazy("solvers.lpn.bench:run"),
+        train=lazy("solvers.lpn.commands:train"),
+        api="solvers.lpn.pnp:pnp_admm",
+    )
+)

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sciml.io.atomic import atomic_path
 from sciml.linalg.imaging import GaussianBlur
 from sciml.registry import DemoRow
 from solvers.lpn import experiments as ex
@@ -19,8 +18,8 @@ from solvers.lpn.pnp import lpn_denoiser, psnr
 
 def image_panel(rows: list[dict[str, np.ndarray]], path: str | Path, title: str = "") -> Path:
     """Grayscale images in a grid (one row per dict, titles from the keys), saved as a PNG."""
-    from sciml.plot import _figure
-    plt = _figure()
+    from sciml.plot import pyplot, save_figure
+    plt = pyplot()
     cols = max(len(r) for r in rows)
     fig, axes = plt.subplots(len(rows), cols, figsize=(2.8 * cols, 2.9 * len(rows)), dpi=110, squeeze=False)
     for ax_row, row in zip(axes, rows):
@@ -29,12 +28,7 @@ def image_panel(rows: list[dict[str, np.ndarray]], path: str | Path, title: str 
         for ax, (label, image) in zip(ax_row, row.items()):
             ax.imshow(np.clip(np.asarray(image), 0, 1), cmap="gray", vmin=0, vmax=1)
             ax.set_title(label, fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, title)
 
 
 def demo(out: Path, device: str = "cpu", image: str = "camera", size: int = 128, sigma: float = 0.1,

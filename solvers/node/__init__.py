@@ -11,19 +11,17 @@
 * :mod:`solvers.node.tasks` -- digits classifier and noisy-oscillator fitting.
 * :mod:`solvers.node.bench`, :mod:`solvers.node.demo` -- ``sciml bench node``, ``sciml demo node``.
 """
-from sciml.registry import SolverEntry, register
+
+from sciml.registry import SolverEntry, lazy, register
 
 
-def _bench(argv):
-    from solvers.node.bench import run
-    return run(argv)
-
-
-def _demo(out, device):
-    from solvers.node.demo import demo
-    return demo(out, device)
-
-
-ENTRY = register(SolverEntry(name="node", summary="regularised neural ODEs (Pal et al. 2021/2023): global and local "
-                             "error-estimate regularisers on torchdiffeq vs vanilla", demo=_demo, bench=_bench,
-                             api="solvers.node.ode:NeuralODE"))
+ENTRY = register(
+    SolverEntry(
+        name="node",
+        summary="regularised neural ODEs (Pal et al. 2021/2023): global and local "
+        "error-estimate regularisers on torchdiffeq vs vanilla",
+        demo=lazy("solvers.node.demo:demo"),
+        bench=lazy("solvers.node.bench:run"),
+        api="solvers.node.ode:NeuralODE",
+    )
+)

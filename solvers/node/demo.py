@@ -5,16 +5,14 @@ from pathlib import Path
 
 import numpy as np
 
-from sciml.io.atomic import atomic_path
+from sciml.plot import pyplot, save_figure
 from sciml.registry import DemoRow
 from solvers.node.schedule import paper_schedule
 from solvers.node.tasks import Variant, dynamics_data, evaluate_dynamics, train_dynamics
 
 
 def _plot(histories: dict, results: dict, data: dict, predictions: dict, path: Path) -> Path:
-    import matplotlib
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), dpi=110)
     for name, info in histories.items():
         label = f"{name}: test NFE {results[name]['nfe']}, error {results[name]['fit_error']:.3f}"
@@ -31,11 +29,7 @@ def _plot(histories: dict, results: dict, data: dict, predictions: dict, path: P
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def demo(out: Path, device: str = "cpu", steps: int = 120, seed: int = 0, tol: float = 1e-5,

@@ -107,7 +107,8 @@ def check_torchdiffeq() -> None:
     """Raise ``RuntimeError`` if the installed torchdiffeq is not the pinned version."""
     if torchdiffeq.__version__ != TORCHDIFFEQ_VERSION:
         raise RuntimeError(f"solvers.node relies on private internals of torchdiffeq=={TORCHDIFFEQ_VERSION} but "
-                           f"{torchdiffeq.__version__} is installed; run pip install torchdiffeq=={TORCHDIFFEQ_VERSION}")
+                           f"{torchdiffeq.__version__} is installed; "
+                           f"run pip install torchdiffeq=={TORCHDIFFEQ_VERSION}")
 
 
 assert DPS_C_MID is not None  # imported to pin its presence

@@ -8,26 +8,25 @@
 * :mod:`solvers.orex.metrics`, :mod:`solvers.orex.shapes` -- scores and offline test shapes.
 * :mod:`solvers.orex.bench`, :mod:`solvers.orex.demo` -- ``sciml bench orex`` and ``sciml demo orex``.
 """
-from sciml.registry import SolverEntry, register
 
-
-def _bench(argv):
-    from solvers.orex.bench import run
-    return run(argv)
-
-
-def _demo(out, device):
-    from solvers.orex.demo import demo
-    return demo(out, device)
+from sciml.registry import SolverEntry, lazy, register
 
 
 def __getattr__(name):
     if name in ("OReX", "OReXConfig"):
         from solvers.orex import model
+
         return getattr(model, name)
     raise AttributeError(name)
 
 
-ENTRY = register(SolverEntry(name="orex", summary="OReX neural reconstruction from cross-sections on arbitrary "
-                             "planes (Sawdayee et al. 2023) vs interpolated slice distances",
-                             demo=_demo, bench=_bench, api="solvers.orex.model:OReX"))
+ENTRY = register(
+    SolverEntry(
+        name="orex",
+        summary="OReX neural reconstruction from cross-sections on arbitrary "
+        "planes (Sawdayee et al. 2023) vs interpolated slice distances",
+        demo=lazy("solvers.orex.demo:demo"),
+        bench=lazy("solvers.orex.bench:run"),
+        api="solvers.orex.model:OReX",
+    )
+)

@@ -29,9 +29,8 @@ def write_slices_vtp(slices, path) -> Path:
 
 def error_png(mesh, error, slices, path, title: str) -> Path:
     """Reconstructed vertices coloured by their distance to the true surface, with the input contours."""
-    from sciml.io.atomic import atomic_path
-    from sciml.plot import _figure
-    plt = _figure()
+    from sciml.plot import pyplot, save_figure
+    plt = pyplot()
     fig = plt.figure(figsize=(10, 4.5), dpi=110)
     ax = fig.add_subplot(1, 2, 1, projection="3d")
     v = np.asarray(mesh.vertices)
@@ -46,12 +45,7 @@ def error_png(mesh, error, slices, path, title: str) -> Path:
     ax2.hist(error, bins=50, color="tab:purple")
     ax2.set_xlabel("vertex distance to the true surface")
     ax2.set_ylabel("vertices")
-    fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, title)
 
 
 def demo(out: Path, device: str = "cpu", shape: str = "torus", n_planes: int = 12, resolution: int = 48,

@@ -9,19 +9,17 @@ The layers and measures live in the core (:mod:`sciml.nn.orthogonal`,
   -- ``sciml bench orthoconv``;
 * :mod:`solvers.orthoconv.demo` -- ``sciml demo orthoconv``.
 """
-from sciml.registry import SolverEntry, register
+
+from sciml.registry import SolverEntry, lazy, register
 
 
-def _bench(argv):
-    from solvers.orthoconv.bench import run
-    return run(argv)
-
-
-def _demo(out, device):
-    from solvers.orthoconv.demo import demo
-    return demo(out, device)
-
-
-ENTRY = register(SolverEntry(name="orthoconv", summary="orthogonal convolutions (Achour et al. 2022): exact "
-                             "singular values, existence, Lorth, exact layers vs orthogonium",
-                             demo=_demo, bench=_bench, api="sciml.nn.orthogonal:OrthoConv2d"))
+ENTRY = register(
+    SolverEntry(
+        name="orthoconv",
+        summary="orthogonal convolutions (Achour et al. 2022): exact "
+        "singular values, existence, Lorth, exact layers vs orthogonium",
+        demo=lazy("solvers.orthoconv.demo:demo"),
+        bench=lazy("solvers.orthoconv.bench:run"),
+        api="sciml.nn.orthogonal:OrthoConv2d",
+    )
+)

@@ -44,9 +44,8 @@ def spread_layers(channels: int = 16, n: int = 16, steps: int = 300, seed: int =
 
 
 def _histogram(spread: dict, path: Path) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from sciml.plot import pyplot, save_figure
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
     import numpy as np
     lo = min(float(spread[k].min()) for k in ("lorth", "exact")) - 1e-3
@@ -58,11 +57,7 @@ def _histogram(spread: dict, path: Path) -> Path:
     ax.set_xlabel("singular value of the circular convolution (16 -> 16, 3x3, 16x16)")
     ax.set_ylabel("count")
     ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def certified_table(device: str = "cpu", steps: int = 300, seed: int = 0) -> list[dict]:

@@ -18,32 +18,33 @@ Example::
     gp = RVGP.from_points(points, n_eigenpairs=100).fit(train_index, vectors[train_index])
     pred = gp.predict()            # pred.mean (N, D) tangent vectors, pred.variance (N,)
 """
-from sciml.registry import SolverEntry, register
+
+from sciml.registry import SolverEntry, lazy, register
 
 
 def __getattr__(name):
     if name == "RVGP":
         from solvers.rvgp.model import RVGP
+
         return RVGP
     if name == "VariationalRVGP":
         from solvers.rvgp.variational import VariationalRVGP
+
         return VariationalRVGP
     if name == "RVGPKernel":
         from solvers.rvgp.kernel import RVGPKernel
+
         return RVGPKernel
     raise AttributeError(f"module 'solvers.rvgp' has no attribute {name!r}")
 
 
-def _bench(argv):
-    from solvers.rvgp.bench import run
-    return run(argv)
-
-
-def _demo(out, device):
-    from solvers.rvgp.demo import demo
-    return demo(out, device)
-
-
-ENTRY = register(SolverEntry(name="rvgp", summary="RVGP vector-field GPs on point-cloud manifolds (Peach et al. 2024) "
-                             "vs a component-wise Euclidean RBF GP", demo=_demo, bench=_bench,
-                             api="solvers.rvgp.model:RVGP"))
+ENTRY = register(
+    SolverEntry(
+        name="rvgp",
+        summary="RVGP vector-field GPs on point-cloud manifolds (Peach et al. 2024) "
+        "vs a component-wise Euclidean RBF GP",
+        demo=lazy("solvers.rvgp.demo:demo"),
+        bench=lazy("solvers.rvgp.bench:run"),
+        api="solvers.rvgp.model:RVGP",
+    )
+)

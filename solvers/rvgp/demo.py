@@ -10,11 +10,9 @@ from sciml.registry import DemoRow
 
 
 def _plot(path: Path, points, truth, pred, variance, train, hole) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from sciml.plot import pyplot, save_figure
+    plt = pyplot()
 
-    from sciml.io import atomic_path
     top = points[:, 2] > 0.3
     fig, axes = plt.subplots(1, 2, figsize=(10, 5))
     for ax, field, title in ((axes[0], truth, "truth (dots: training points)"),
@@ -32,11 +30,7 @@ def _plot(path: Path, points, truth, pred, variance, train, hole) -> Path:
         ax.plot(np.sin(hole) * np.cos(theta), np.sin(hole) * np.sin(theta), "r--", lw=1)
         ax.set_aspect("equal")
         ax.set_title(title)
-    fig.suptitle("sphere seen from +z; red: removed cap around the index +1 zero")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, "sphere seen from +z; red: removed cap around the index +1 zero", dpi=110)
 
 
 def demo(out: Path, device: str = "cpu", n: int = 1500, cap: float = 0.35) -> list[DemoRow]:
