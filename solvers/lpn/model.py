@@ -14,7 +14,7 @@ __all__ = ["load_lpn", "save_lpn", "denoise"]
 
 
 def load_lpn(name_or_path: str | Path = "lpn-gray", device=None, dtype: torch.dtype = torch.float32) -> LPN:
-    """A shipped LPN (``"lpn-gray"``, ``"lpn-ct"``, ``"lpn-laplace-pm"``, ...) or a checkpoint path.
+    """A shipped LPN (``"lpn-gray"``, ``"lpn-laplace-pm"``, ``"lpn-laplace-l2"``) or a checkpoint path.
 
     The recipe stored with the weights is available as ``model.recipe``. The model is returned
     in eval mode with ``dtype`` on ``device``.
