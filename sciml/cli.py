@@ -67,15 +67,24 @@ def cmd_demo(names: list[str], out: Path, device: str) -> int:
     if missing:
         raise SystemExit(f"no demo for {', '.join(missing)}; 'sciml list' shows which entries have one")
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, failed = [], []
+    log = logging.getLogger("sciml.cli")
     for entry in chosen:
         start = time.perf_counter()
-        rows += entry.demo(out / entry.name, device)
-        logging.getLogger("sciml.cli").info("demo %s finished in %.1f s", entry.name, time.perf_counter() - start)
+        try:
+            rows += entry.demo(out / entry.name, device)
+        except Exception as exc:  # one broken demo must not hide the others' results
+            log.error("demo %s failed: %s: %s", entry.name, type(exc).__name__, exc, exc_info=log.isEnabledFor(10))
+            failed.append(entry.name)
+            continue
+        log.info("demo %s finished in %.1f s", entry.name, time.perf_counter() - start)
     print(format_demo_table(rows))
     summary = [{**row.__dict__, "files": [str(f) for f in row.files]} for row in rows]
     _write_json(out / "summary.json", summary)
     print(f"\nfiles written under {out.resolve()} (open the .vti/.vtp/.pvd files in ParaView)")
+    if failed:
+        print(f"demos that failed: {', '.join(failed)} (the errors are logged above)", file=sys.stderr)
+        return 1
     return 0
 
 

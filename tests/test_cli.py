@@ -44,6 +44,16 @@ def test_demo_writes_paraview_volume_plots_and_summary(tmp_path, capsys):
     assert row["solver"] == "poisson" and abs(row["value"] - row["baseline_value"]) <= 2
 
 
+def test_a_failing_demo_does_not_hide_the_others(tmp_path, capsys, monkeypatch):
+    def broken(out, device):
+        raise RuntimeError("no weights")
+    monkeypatch.setitem(registry._REGISTRY, "broken", registry.SolverEntry(name="broken", summary="", demo=broken))
+    assert main(["demo", "broken", "poisson", "--out", str(tmp_path), "--device", "cpu"]) == 1
+    captured = capsys.readouterr()
+    assert "scipy cg" in captured.out and "demos that failed: broken" in captured.err
+    assert json.loads((tmp_path / "summary.json").read_text())[0]["solver"] == "poisson"
+
+
 def test_bench_linalg_small_run_writes_json(tmp_path, capsys):
     path = tmp_path / "linalg.json"
     assert main(["bench", "linalg", "--json", str(path), "--sizes", "12", "--repeats", "1"]) == 0

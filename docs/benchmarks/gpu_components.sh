@@ -6,29 +6,13 @@
 # Usage, from the repository root on a CUDA machine with torch installed:
 #   OUT=results bash docs/benchmarks/gpu_components.sh
 # Wheels of packages the machine lacks (trimesh, orthogonium) may be put in .whl/ beforehand.
+# Dry run on CPU: DEVICE=cpu RITZ=300 TRAIN_SIZE=16 BENCH_SIZES=16 TRAIN_SECONDS=5 bash ...
 set -u
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-sciml_out/gpu}
-DEVICE=${DEVICE:-cuda}  # DEVICE=cpu RITZ=300 TRAIN_SIZE=16 BENCH_SIZES=16 TRAIN_SECONDS=5: a dry run
 RITZ=${RITZ:-6000}
 TRAIN_SIZE=${TRAIN_SIZE:-64}
 read -r -a BENCH_SIZES <<<"${BENCH_SIZES:-64 128}"
-mkdir -p "$OUT"
-LOG="$OUT/log.txt"
-stage() { echo "=== $(date -u +%T) $*" | tee -a "$LOG"; }
-
-stage environment
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c \
-  "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.get_device_name())"; } >>"$LOG" 2>&1
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl >>"$LOG" 2>&1
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >>"$LOG" 2>&1 \
-  || echo "editable install failed; entry points come from the imports below" >>"$LOG"
 PLUGINS="solvers.dcdm, solvers.orthoconv"
-SCIML=(python3 -c "import sys, $PLUGINS; from sciml.cli import main; sys.exit(main(sys.argv[1:]))")
+source "$(dirname "$0")/gpu_setup.sh"
 
 stage "CUDA tests"
 timeout "${TEST_TIMEOUT:-90}" python3 -m pytest -q -p no:cacheprovider -m gpu --continue-on-collection-errors \

@@ -7,28 +7,13 @@
 # Usage, from the repository root on a CUDA machine with torch installed:
 #   OUT=results bash docs/benchmarks/gpu_dcdm.sh
 # Wheels of packages the machine lacks (trimesh) may be put in .whl/ beforehand.
+# Dry run on CPU: DEVICE=cpu TRAIN_SIZES=8 BENCH_SIZES=16 BIG_SIZE=16 TRAIN_SECONDS=5 bash ...
 set -u
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-sciml_out/gpu}
-DEVICE=${DEVICE:-cuda}  # DEVICE=cpu with small sizes is a dry run of this script
 read -r -a TRAIN_SIZES <<<"${TRAIN_SIZES:-32 64}"
 read -r -a BENCH_SIZES <<<"${BENCH_SIZES:-64 128}"
 BIG_SIZE=${BIG_SIZE:-256}
-mkdir -p "$OUT"
-LOG="$OUT/log.txt"
-stage() { echo "=== $(date -u +%T) $*" | tee -a "$LOG"; }
-
-stage environment
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c \
-  "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.get_device_name())"; } >>"$LOG" 2>&1
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl >>"$LOG" 2>&1
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >>"$LOG" 2>&1 \
-  || echo "editable install failed; entry points come from the imports below" >>"$LOG"
-SCIML=(python3 -c "import sys, solvers.dcdm; from sciml.cli import main; sys.exit(main(sys.argv[1:]))")
+PLUGINS="solvers.dcdm"
+source "$(dirname "$0")/gpu_setup.sh"
 
 if [ "${RUN_TESTS:-1}" = 1 ]; then
 stage "CUDA tests"
