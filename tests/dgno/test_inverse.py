@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+import torch
+
+from solvers.dgno.darcy import DarcyFEM, sample_coefficient
+from solvers.dgno.inverse import observe, solve_inverse
+from solvers.dgno.model import DGNO, DGNOConfig
+
+SMALL = {"n_pix": 9, "latent": 8, "encoder_hidden": (16,), "width": 12, "depth": 3, "n_centres": 6, "radius": 0.1}
+
+
+@pytest.fixture(scope="module")
+def u_true():
+    a = sample_coefficient("two_phase", 0, 0, 9)
+    return DarcyFEM(9, refine=1).solve(a)
+
+
+def test_observe_snr_and_points(u_true):
+    obs = observe(u_true, 25, snr_db=25.0, seed=1)
+    assert len(set(obs.index.tolist())) == 25
+    P = 9
+    i, j = np.divmod(obs.index, P)
+    assert i.min() >= 1 and i.max() <= P - 2 and j.min() >= 1 and j.max() <= P - 2
+    clean = u_true.reshape(-1)[obs.index]
+    assert obs.sigma == pytest.approx(np.sqrt(np.mean(clean ** 2) / 10 ** 2.5))
+    np.testing.assert_allclose(obs.x.numpy(), np.stack([i, j], 1) / (P - 1))
+    again = observe(u_true, 25, seed=1)
+    assert torch.equal(again.u, obs.u)
+    with pytest.raises(ValueError, match="n_obs"):
+        observe(u_true, 1000)
+
+
+def test_inverse_keeps_decoders_frozen_and_fits_data(u_true):
+    torch.manual_seed(0)
+    model = DGNO(DGNOConfig(**SMALL), dtype=torch.float64)
+    with torch.no_grad():  # untrained MultiONets start with zero layer weights: make u depend on beta
+        model.u_decoder.layer_weights.fill_(1.0)
+        model.a_decoder.layer_weights.fill_(1.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    obs = observe(u_true, 20, seed=0)
+    res = solve_inverse(model, obs, members=4, steps=60, lr=5e-2, n_centres=8)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.requires_grad for p in model.parameters())
+    assert res.losses[-5:].mean() < res.losses[:5].mean()
+    assert res.a_mean.shape == res.a_std.shape == res.u_mean.shape == (9, 9)
+    assert res.a_members.shape == (4, 9, 9)
+    assert np.all(res.a_std >= 0) and np.all((res.a_mean >= 5) & (res.a_mean <= 10))
+    # the spread is at least the spread between members
+    np.testing.assert_array_less(res.a_members.std(0) - 1e-9, res.a_std)
