@@ -64,24 +64,23 @@ def _inside_kernel(points, vertices, starts):
     h = (y1 - y0) / nb
     if h <= 0.0:
         return out
+    # the slabs each edge overlaps: first_slab[k] .. last_slab[k]
+    first_slab = np.empty(m, dtype=np.int64)
+    last_slab = np.empty(m, dtype=np.int64)
     count = np.zeros(nb + 1, dtype=np.int64)
     for k in range(m):
         lo = min(vertices[k, 1], vertices[prev[k], 1])
         hi = max(vertices[k, 1], vertices[prev[k], 1])
-        b0 = min(int((lo - y0) / h), nb - 1)
-        b1 = min(int((hi - y0) / h), nb - 1)
-        for b in range(b0, b1 + 1):
+        first_slab[k] = min(int((lo - y0) / h), nb - 1)
+        last_slab[k] = min(int((hi - y0) / h), nb - 1)
+        for b in range(first_slab[k], last_slab[k] + 1):
             count[b + 1] += 1
     for b in range(nb):
         count[b + 1] += count[b]
     fill = count[:-1].copy()
     slab = np.empty(count[nb], dtype=np.int64)
     for k in range(m):
-        lo = min(vertices[k, 1], vertices[prev[k], 1])
-        hi = max(vertices[k, 1], vertices[prev[k], 1])
-        b0 = min(int((lo - y0) / h), nb - 1)
-        b1 = min(int((hi - y0) / h), nb - 1)
-        for b in range(b0, b1 + 1):
+        for b in range(first_slab[k], last_slab[k] + 1):
             slab[fill[b]] = k
             fill[b] += 1
     for p in range(n):

@@ -412,21 +412,19 @@ def write_json(slices: SliceSet, path) -> Path:
     return Path(path)
 
 
+def _by_suffix(path, csl, json_):
+    """``csl`` for a ``.csl`` path, ``json_`` for ``.json``; a :class:`SliceError` otherwise."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".csl", ".json"):
+        raise SliceError(f"unknown slice file type {suffix!r} ({path}); use .csl or .json")
+    return csl if suffix == ".csl" else json_
+
+
 def read_slices(path, validate: bool = True) -> SliceSet:
     """Read ``.csl`` or ``.json`` by suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".csl":
-        return read_csl(path, validate)
-    if suffix == ".json":
-        return read_json(path, validate)
-    raise SliceError(f"unknown slice file type {suffix!r} ({path}); use .csl or .json")
+    return _by_suffix(path, read_csl, read_json)(path, validate)
 
 
 def write_slices(slices: SliceSet, path) -> Path:
     """Write ``.csl`` or ``.json`` by suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".csl":
-        return write_csl(slices, path)
-    if suffix == ".json":
-        return write_json(slices, path)
-    raise SliceError(f"unknown slice file type {suffix!r} ({path}); use .csl or .json")
+    return _by_suffix(path, write_csl, write_json)(slices, path)
