@@ -49,7 +49,7 @@ from tqdm import tqdm
 from sciml.io.checkpoint import load_state, save_state
 
 __all__ = ["TrainConfig", "TrainResult", "NonFiniteLossError", "fit", "resolve_device", "shard",
-           "step_seed", "CHECKPOINT_NAME"]
+           "step_seed", "reproducing_command", "CHECKPOINT_NAME"]
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +157,23 @@ class TrainResult:
 
 
 # ------------------------------------------------------------------------ helpers
+def reproducing_command(prog: str, argv: list[str], steps_done: int) -> str:
+    """The command ``prog ARGV`` with ``--time-limit`` dropped and ``--steps`` set to ``steps_done``.
+
+    A run stopped by :attr:`TrainConfig.time_limit_s` is reproduced exactly by this command,
+    because every step's batch depends only on the seed and the step.
+    """
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--time-limit", "--steps"):
+            skip = True
+        elif not arg.startswith(("--time-limit=", "--steps=")):
+            kept.append(arg)
+    return " ".join([prog, *kept, "--steps", str(steps_done)])
+
+
 def resolve_device(device: str | torch.device = "auto", local_rank: int | None = None) -> torch.device:
     """Turn ``"auto"``/``"cpu"``/``"cuda"``/``"cuda:1"`` into a concrete ``torch.device``.
 

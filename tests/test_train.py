@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from sciml.io import load_checkpoint, load_state, save_checkpoint
-from sciml.train import NonFiniteLossError, TrainConfig, fit, resolve_device, shard
+from sciml.train import NonFiniteLossError, TrainConfig, fit, reproducing_command, resolve_device, shard
 
 HERE = Path(__file__).resolve()
 TIMEOUT = 120
@@ -156,6 +156,8 @@ def test_time_limit_stops_early_with_a_checkpoint_and_matches_a_short_run(tmp_pa
     assert short.losses == limited.losses
     with pytest.raises(ValueError, match="time_limit_s"):
         TrainConfig(time_limit_s=0)
+    assert reproducing_command("sciml train x", ["--steps", "9", "--time-limit=5", "--lr", "1"], 7) \
+        == "sciml train x --lr 1 --steps 7"
 
 
 def test_resume_without_checkpoint_starts_fresh(tmp_path):

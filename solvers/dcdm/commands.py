@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from sciml.train import TrainConfig, resolve_device
+from sciml.train import TrainConfig, reproducing_command, resolve_device
 from solvers.dcdm.network import PaperDCDMNet, UNetDCDMNet
 from sciml.pretrained import data_dir
 from solvers.dcdm.solver import DCDMSolver
@@ -48,19 +48,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _reproducing_command(argv: list[str], steps_done: int) -> str:
-    """``sciml train dcdm ARGV`` with ``--time-limit`` dropped and ``--steps`` set to the steps done."""
-    kept, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in ("--time-limit", "--steps"):
-            skip = True
-        elif not arg.startswith(("--time-limit=", "--steps=")):
-            kept.append(arg)
-    return "sciml train dcdm " + " ".join([*kept, "--steps", str(steps_done)])
-
-
 def train(argv: list[str]) -> int:
     """Run the training described by ``argv``; returns 0 on success."""
     from solvers.dcdm.scenes import training_scenes
@@ -85,7 +72,8 @@ def train(argv: list[str]) -> int:
     result = train_dcdm(model, setup, config)
     out = args.out or data_dir() / f"dcdm-{args.arch}.safetensors"
     first, last = result.losses[:100], result.losses[-100:]
-    recipe = {"command": _reproducing_command(argv, result.steps), "training_scenes": scenes, "sizes": args.sizes,
+    recipe = {"command": reproducing_command("sciml train dcdm", argv, result.steps), "training_scenes": scenes,
+              "sizes": args.sizes,
               "lanczos_steps": args.lanczos_steps, "lanczos_memory_gb": args.lanczos_memory_gb, "noise": noise,
               "unroll": unroll, "on_policy": args.on_policy,
               "init": str(args.init) if args.init else None, "steps": result.steps, "lr": args.lr,

@@ -12,7 +12,7 @@ import torch
 
 from sciml.io import atomic_path
 from sciml.pretrained import data_dir
-from sciml.train import TrainConfig
+from sciml.train import TrainConfig, reproducing_command
 from solvers.dgno.darcy import generate_darcy
 from solvers.dgno.model import DGNOConfig, train_dgno
 
@@ -55,11 +55,8 @@ def train(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     model, res = train_dgno(data.a, config, tc, lr_decay_every=args.decay_every)
     out = Path(args.out) if args.out else data_dir()
-    reproduce = (f"sciml train dgno --n-train {args.n_train} --refine {args.refine} --seed {args.seed} "
-                 f"--steps {res.steps} --batch {args.batch} --lr {args.lr} --decay-every {args.decay_every} "
-                 f"--latent {args.latent} --width {args.width} --depth {args.depth} --n-centres {args.n_centres}")
     recipe = {"command": "sciml train dgno " + " ".join(shlex.quote(a) for a in (argv or [])),
-              "reproduce": reproduce + "  (the same steps without a time limit: the same run)",
+              "reproduce": reproducing_command("sciml train dgno", list(argv or []), res.steps),
               "data": {"kind": "two_phase", "n_train": args.n_train, "seed": args.seed, "refine": args.refine},
               "steps": res.steps, "final_loss_mean_last100": float(np.mean(res.losses[-100:])),
               "dgno_config": config.to_json()}

@@ -75,10 +75,12 @@ def test_global_regulariser_is_the_sum_of_its_steps():
     model.func.reset()
     model.func.recording = True
     from torchdiffeq import odeint
-    odeint(model.func, y0, t, rtol=1e-5, atol=1e-5, method="tsit5", options={**_fixed_steps(h), "norm": model.func.norm})
+    odeint(model.func, y0, t, rtol=1e-5, atol=1e-5, method="tsit5",
+           options={**_fixed_steps(h), "norm": model.func.norm})
     points = model.func.step_points
     global_sum = torch.stack(model.func.error_terms).sum()
-    steps = [local_error_step(model.func, p[0], p[1], method="tsit5", rtol=1e-5, atol=1e-5, dt=torch.tensor(h, dtype=F64))
+    dt = torch.tensor(h, dtype=F64)
+    steps = [local_error_step(model.func, p[0], p[1], method="tsit5", rtol=1e-5, atol=1e-5, dt=dt)
              for p in points[:-1]]
     assert len(steps) == 4
     torch.testing.assert_close(global_sum, torch.stack([s[0] for s in steps]).sum(), rtol=1e-9, atol=0)
