@@ -63,7 +63,7 @@ class _OrthoConvNd(nn.Module):
                  mode: str = "exact", projector_rank: int | None = None,
                  generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None, precise: bool = True,
-                 build_device: str | None = None) -> None:
+                 build_device: str | None = None, orthogonalizer: str = "qr") -> None:
         super().__init__()
         d = self.dims
         k, S = _as_int(kernel_size, "kernel_size", d), _as_int(stride, "stride", d)
@@ -84,7 +84,7 @@ class _OrthoConvNd(nn.Module):
         if mode == "exact":
             self.kernel = OrthogonalKernel(M, C, k, S, d, projector_rank=projector_rank, generator=generator,
                                            dtype=dtype, device=device, precise=precise,
-                                           build_device=build_device)
+                                           build_device=build_device, orthogonalizer=orthogonalizer)
         else:
             self.kernel = None
             bound = 1.0 / math.sqrt(C * k ** d)
@@ -231,6 +231,9 @@ class OrthoConv2d(_OrthoConvNd):
     build_device : str, optional
         Device on which the kernel is built (default: the parameters'); ``"cpu"`` can be faster
         for a CUDA layer since the work is a few small QRs.
+    orthogonalizer : {"qr", "cholesky"}
+        Householder QR (default) or CholeskyQR2 for the orthogonal factors: the same kernel, computed
+        with matrix products instead of ``geqrf`` (fewer GPU launches).
 
     Shapes
     ------

@@ -63,10 +63,16 @@ def _layers(channels: int, n: int, dtype: torch.dtype, device: str, seed: int) -
         "nn.Conv2d circular": nn.Conv2d(channels, channels, 3, padding=1, padding_mode="circular", dtype=dtype,
                                         device=device),
     }
-    if torch.device(device).type == "cuda":  # a few small QRs: often cheaper on the host than as GPU launches
+    if torch.device(device).type == "cuda":  # ways to spend fewer GPU launches on the small QRs
         layers["sciml OrthoConv2d exact, CPU-built kernel"] = OrthoConv2d(
             channels, channels, 3, generator=torch.Generator().manual_seed(seed), dtype=dtype,
             build_device="cpu").to(device)
+        for label, options in {"CholeskyQR2": dict(orthogonalizer="cholesky"),
+                               "float32 build": dict(precise=False),
+                               "CholeskyQR2, float32 build": dict(orthogonalizer="cholesky", precise=False)}.items():
+            layers[f"sciml OrthoConv2d exact, {label}"] = OrthoConv2d(
+                channels, channels, 3, generator=torch.Generator().manual_seed(seed), dtype=dtype,
+                **options).to(device)
     theirs = _orthogonium(channels, 1, dtype, device)
     if theirs is not None:
         layers["orthogonium AOC default"] = theirs

@@ -131,6 +131,21 @@ def test_gradcheck_kernel_parametrisation():
     assert torch.allclose(q.T @ q, torch.eye(3, dtype=torch.float64), atol=1e-14)
 
 
+@pytest.mark.parametrize("C,M,k,S", [(8, 8, 3, 1), (8, 32, 3, 2), (12, 8, 3, 1), (8, 4, 1, 2)])
+def test_cholesky_orthogonalizer_builds_the_same_kernel(C, M, k, S, device):
+    """CholeskyQR2 computes the same positive-diagonal Q factor as Householder QR, gradients included."""
+    layers = [OrthoConv2d(C, M, k, S, generator=torch.Generator().manual_seed(3), dtype=torch.float64,
+                          orthogonalizer=o).to(device) for o in ("qr", "cholesky")]
+    kernels = [layer.weight for layer in layers]
+    torch.testing.assert_close(kernels[1], kernels[0], atol=1e-12, rtol=0)
+    grads = [torch.autograd.grad((w * torch.linspace(-1, 1, w.numel(), dtype=w.dtype, device=w.device)
+                                  .reshape(w.shape)).sum(), layer.kernel.R)[0] for w, layer in zip(kernels, layers)]
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-10, rtol=0)
+    assert _sigma_err(kernels[1], 8, S) < 1e-12
+    with pytest.raises(ValueError, match="orthogonalizer must be"):
+        OrthoConv2d(C, M, k, S, orthogonalizer="svd")
+
+
 def test_lorth_mode_training_reduces_error_within_bound():
     """Minimising Lorth alone (the demo's recipe) drives the layer towards orthogonality, inside the bound."""
     layer = OrthoConv2d(8, 8, 3, mode="lorth", dtype=torch.float64, generator=torch.Generator().manual_seed(6))
