@@ -66,14 +66,20 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--skip-compare", action="store_true")
+    parser.add_argument("--only-compare", action="store_true",
+                        help="skip the exactness, dense, Lorth and existence checks (timing runs)")
     args = parser.parse_args(argv)
+    if args.skip_compare and args.only_compare:
+        parser.error("--skip-compare and --only-compare exclude each other")
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    rows = exactness_rows(args.sizes, args.strides, args.device)
     result = {"benchmark": "orthoconv", "device": args.device, "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "exactness": exactness_summary(rows), "exactness_rows": rows,
-              "dense_vs_fft": dense_check(), "lorth": lorth_check(), "existence": existence_check()}
+              "threads": torch.get_num_threads()}
+    if not args.only_compare:
+        rows = exactness_rows(args.sizes, args.strides, args.device)
+        result.update(exactness=exactness_summary(rows), exactness_rows=rows, dense_vs_fft=dense_check(),
+                      lorth=lorth_check(), existence=existence_check())
     try:
         import orthogonium
         result["orthogonium_version"] = getattr(orthogonium, "__version__", None) or _dist_version("orthogonium")
