@@ -85,7 +85,9 @@ def run(argv: list[str] | None = None) -> dict:
         out["laplace"] = {}
         for loss in ("pm", "l2"):
             try:
-                r = evaluate_laplace(load_lpn(f"lpn-laplace-{loss}"))
+                model_1d = load_lpn(f"lpn-laplace-{loss}")
+                gamma = model_1d.recipe.get("schedule", {}).get("gamma_min") if loss == "pm" else None
+                r = evaluate_laplace(model_1d, gamma=gamma)
             except FileNotFoundError as err:
                 r = {"error": str(err)}
             out["laplace"][loss] = {k: v for k, v in r.items() if not isinstance(v, list)}

@@ -122,3 +122,14 @@ def test_pnp_inpainting_history_and_errors():
     assert set(res.history) >= {"step", "relative_step", "data_misfit"} and len(res.history["step"]) == 5
     with pytest.raises(ValueError, match="flatten"):
         pnp_admm(A, y[None], tv_denoiser(0.05), (16, 16))
+
+
+def test_proximal_matching_limit_tends_to_soft_thresholding():
+    """The loss's own minimiser approaches soft-thresholding as gamma shrinks (and not before)."""
+    from solvers.lpn.laplace import proximal_matching_limit
+    y = torch.linspace(-4, 4, 81, dtype=torch.float64)
+    errors = [float((proximal_matching_limit(y, g) - soft_threshold(y, 1.0)).abs().max()) for g in (0.2, 0.1, 0.05)]
+    assert errors[0] > errors[1] > errors[2]
+    assert 0.1 < errors[1] < 0.15 and errors[2] < 0.08
+    with pytest.raises(ValueError, match="gamma must be positive"):
+        proximal_matching_limit(y, 0.0)
