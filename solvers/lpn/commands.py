@@ -11,7 +11,7 @@ import torch
 from sciml.nn.icnn import LPN
 from sciml.pretrained import data_dir
 from sciml.train import TrainConfig
-from solvers.lpn.model import save_lpn
+from solvers.lpn.model import load_lpn, save_lpn
 from solvers.lpn.training import LOSSES, Schedule, default_gamma_min, train_lpn
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stage-lr-decay", type=float, default=1.0,
                    help="multiply the learning rate by this at every proximal-matching stage (paper images: 1)")
     p.add_argument("--gamma-min", type=float, default=None, help="default 0.08 sqrt(patch^2) (the paper's)")
+    p.add_argument("--stages", type=int, default=4, help="proximal-matching stages, gamma halving each time")
+    p.add_argument("--init", default=None,
+                   help="start from these weights (shipped name or path; its network config is used)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--checkpoint-dir", type=Path, default=Path("sciml_out/lpn-train"))
@@ -75,9 +78,11 @@ def train(argv: list[str]) -> int:
         name = args.name or ("lpn-gray" if args.data == "images" else "lpn-ct")
         if args.loss != "pm" and args.name is None:
             name += f"-{args.loss}"
+    if args.init is not None:  # fine-tuning: the network (and its config) come from the weights
+        model = load_lpn(args.init, dtype=torch.float32).train()
     schedule = Schedule(steps=args.steps, loss=args.loss, gamma_min=gamma_min,
                         pretrain_fraction=args.pretrain_fraction, pretrain_lr=args.pretrain_lr, lr=args.lr,
-                        stage_lr_decay=args.stage_lr_decay)
+                        stage_lr_decay=args.stage_lr_decay, stages=args.stages)
     config = TrainConfig(steps=args.steps, lr=args.pretrain_lr, batch_size=pick["batch_size"], seed=args.seed,
                          device=args.device, checkpoint_dir=args.checkpoint_dir / name,
                          checkpoint_every=args.checkpoint_every, resume=args.resume, progress=True)
@@ -87,7 +92,7 @@ def train(argv: list[str]) -> int:
     first, last = result.losses[:50], result.losses[-50:]
     recipe = {"command": "sciml train lpn " + " ".join(argv), "data": args.data, "noise": pick["noise"],
               "patch": args.patch if args.data != "laplace" else None, "batch_size": pick["batch_size"],
-              "schedule": schedule.to_json(), "seed": args.seed, "final_loss": result.losses[-1],
+              "schedule": schedule.to_json(), "init": args.init, "seed": args.seed, "final_loss": result.losses[-1],
               "loss_first_50": sum(first) / max(len(first), 1), "loss_last_50": sum(last) / max(len(last), 1),
               "min_constrained_weight": model.potential.min_constrained_weight(),
               "train_s": time.perf_counter() - started, "torch": torch.__version__,
