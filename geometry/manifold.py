@@ -59,7 +59,7 @@ class ManifoldGraph:
     # -- construction ---------------------------------------------------------------------
     @classmethod
     def from_points(cls, points, dim: int | None = None, k: int = 10, k_pca: int = 15, threshold: float = 0.8,
-                    weights: str = "unweighted", workers: int = -1) -> ManifoldGraph:
+                    weights: str = "unweighted", workers: int = -1, frames: str = "pca") -> ManifoldGraph:
         """Geometry of a point cloud (RVGP defaults: ``k = 10``, PCA on 15 points, 0.8 variance).
 
         Parameters
@@ -76,6 +76,9 @@ class ManifoldGraph:
         weights : {"unweighted", "gaussian"}
         workers : int
             Threads of the neighbour queries (``-1``: all).
+        frames : {"pca", "jet"}
+            Local PCA (RVGP) or PCA refined by a local quadratic fit centred at each point
+            (:func:`geometry.tangent.jet_refine`; an order more accurate, our addition).
         """
         pts = _as_points(points)
         timings = {}
@@ -83,9 +86,9 @@ class ManifoldGraph:
         edges = knn_edges(pts, k, workers)
         timings["graph_s"] = time.perf_counter() - start
         start = time.perf_counter()
-        frames = tangent_frames(pts, dim=dim, k=k_pca, threshold=threshold, workers=workers)
+        tangent = tangent_frames(pts, dim=dim, k=k_pca, threshold=threshold, workers=workers, method=frames)
         timings["frames_s"] = time.perf_counter() - start
-        return cls._finish(pts, edges, frames, weights, timings)
+        return cls._finish(pts, edges, tangent, weights, timings)
 
     @classmethod
     def from_mesh(cls, mesh, k: int | None = None, frames: str = "normals",
@@ -97,8 +100,9 @@ class ManifoldGraph:
         mesh : trimesh.Trimesh
         k : int, optional
             ``None``: the graph is the mesh's edges; an integer: a kNN graph on the vertices.
-        frames : {"normals", "pca"}
-            Tangent frames orthogonal to the vertex normals, or by local PCA (``d = 2``).
+        frames : {"normals", "pca", "jet"}
+            Tangent frames orthogonal to the vertex normals, or by local PCA (``d = 2``), or
+            PCA refined by a local quadratic fit.
         weights : {"unweighted", "gaussian"}
         """
         vertices = getattr(mesh, "vertices", None)
@@ -116,10 +120,10 @@ class ManifoldGraph:
         start = time.perf_counter()
         if frames == "normals":
             tangent = frames_from_normals(np.asarray(mesh.vertex_normals))
-        elif frames == "pca":
-            tangent = tangent_frames(pts, dim=2)
+        elif frames in ("pca", "jet"):
+            tangent = tangent_frames(pts, dim=2, method=frames)
         else:
-            raise ValueError(f"unknown frames {frames!r}; use 'normals' or 'pca'")
+            raise ValueError(f"unknown frames {frames!r}; use 'normals', 'pca' or 'jet'")
         timings["frames_s"] = time.perf_counter() - start
         return cls._finish(pts, edges, tangent, weights, timings)
 

@@ -1,7 +1,7 @@
 """RVGP: Gaussian processes for tangent vector fields on point-cloud manifolds (Peach et al., ICLR 2024).
 
-The geometry (kNN graph, local-PCA frames, Procrustes transport, connection Laplacian) is in
-:mod:`geometry.manifold`; here:
+The geometry (kNN graph, local-PCA or jet-refined frames, Procrustes transport, connection
+Laplacian) is in :mod:`geometry.manifold`; here:
 
 * :mod:`solvers.rvgp.model` -- :class:`RVGP`: exact low-rank (Woodbury) inference, linear in ``N``;
 * :mod:`solvers.rvgp.kernel` -- :class:`RVGPKernel`, the gpytorch kernel (Matern / SE spectral filters);

@@ -107,9 +107,13 @@ class RVGP(torch.nn.Module):
 
     # -- construction helpers -----------------------------------------------------------------
     @classmethod
-    def from_points(cls, points, dim: int | None = None, k: int = 10, k_pca: int = 15, **kwargs) -> RVGP:
-        """Build the geometry of ``points`` ``(N, D)`` (:meth:`ManifoldGraph.from_points`) and the GP."""
-        return cls(ManifoldGraph.from_points(points, dim=dim, k=k, k_pca=k_pca), **kwargs)
+    def from_points(cls, points, dim: int | None = None, k: int = 10, k_pca: int = 15, frames: str = "pca",
+                    **kwargs) -> RVGP:
+        """Build the geometry of ``points`` ``(N, D)`` (:meth:`ManifoldGraph.from_points`) and the GP.
+
+        ``frames="pca"`` is RVGP's local PCA; ``"jet"`` refines it by a local quadratic fit.
+        """
+        return cls(ManifoldGraph.from_points(points, dim=dim, k=k, k_pca=k_pca, frames=frames), **kwargs)
 
     @classmethod
     def from_mesh(cls, mesh, k: int | None = None, frames: str = "normals", **kwargs) -> RVGP:

@@ -9,6 +9,7 @@ from geometry.manifold import ManifoldGraph
 from geometry.tangent import (
     estimate_dimension,
     frames_from_normals,
+    jet_refine,
     local_pca,
     tangent_frames,
 )
@@ -53,6 +54,34 @@ def test_frames_orthonormal_and_tangent_on_sphere():
     assert np.allclose(gram, np.eye(2), atol=1e-12)
     tilt = np.abs(np.einsum("nad,na->nd", frames, x))            # normal = x on the unit sphere
     assert np.median(tilt) < 0.03 and tilt.max() < 0.2
+
+
+def test_jet_frames_an_order_more_accurate_than_pca():
+    x = sphere(1500)
+    pca = tangent_frames(x, dim=2, k=15)
+    jet = tangent_frames(x, dim=2, k=15, method="jet")
+    assert np.allclose(np.einsum("nai,naj->nij", jet, jet), np.eye(2), atol=1e-12)
+    tilt_pca = np.abs(np.einsum("nad,na->nd", pca, x)).max(axis=1)       # normal = x on the unit sphere
+    tilt_jet = np.abs(np.einsum("nad,na->nd", jet, x)).max(axis=1)
+    assert np.median(tilt_jet) < 1e-3 and np.median(tilt_jet) < 0.05 * np.median(tilt_pca)
+    # flat torus in R^4: the frame must contain d/du and d/dv
+    rng = np.random.default_rng(3)
+    u, v = rng.uniform(0, 2 * np.pi, 2000), rng.uniform(0, 2 * np.pi, 2000)
+    pts = np.stack([np.cos(u), np.sin(u), np.cos(v), np.sin(v)], axis=1) / np.sqrt(2)
+    du = np.stack([-np.sin(u), np.cos(u), 0 * u, 0 * u], axis=1)
+    frames = tangent_frames(pts, dim=2, method="jet")
+    lost = du - np.einsum("nad,nd->na", frames, np.einsum("nad,na->nd", frames, du))
+    assert np.median(np.linalg.norm(lost, axis=1)) < 1e-3
+    # refining exact frames keeps them (a plane is its own quadratic fit)
+    plane = np.concatenate([rng.uniform(size=(300, 2)), np.zeros((300, 1))], axis=1)
+    refined = jet_refine(plane, tangent_frames(plane, dim=2), k=10)
+    assert np.abs(refined[:, 2, :]).max() < 1e-10
+    with pytest.raises(ValueError, match="raise k"):
+        jet_refine(plane, refined, k=5)
+    with pytest.raises(ValueError, match="frame method"):
+        tangent_frames(plane, dim=2, method="mls")
+    graph = ManifoldGraph.from_points(x, dim=2, frames="jet")
+    assert np.allclose(graph.frames, jet)
 
 
 def test_dimension_estimate():

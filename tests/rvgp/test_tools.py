@@ -96,3 +96,28 @@ def test_demo_writes_files(tmp_path):
     rows = demo(tmp_path, "cpu")
     assert (tmp_path / "rvgp_sphere.vtp").exists() and (tmp_path / "rvgp_sphere.png").exists()
     assert round(rows[0].value) == 1
+
+
+@pytest.mark.parametrize("name", ["hairpin", "hairpin-wide"])
+def test_hairpin_has_no_edge_across_the_gap_and_opposite_arms(name):
+    from geometry.manifold import ManifoldGraph
+    from solvers.rvgp.experiments import make_case
+    x, v, extra = make_case(name, 1500)
+    s, arm, bend = extra["s"], extra["arm"], extra["bend"]
+    lower, upper = s < arm, s > arm + bend
+    e = ManifoldGraph.from_points(x, dim=2).edges
+    assert not ((lower[e[:, 0]] & upper[e[:, 1]]) | (upper[e[:, 0]] & lower[e[:, 1]])).any()
+    assert (v[lower, 0] > 0).all() and (v[upper, 0] < 0).all()
+    assert np.allclose(x[upper, 1], extra["gap"])
+
+
+def test_hairpin_fold_hole_small():
+    """A small version of the large-hole benchmark: the fold is fixed by transport along the surface."""
+    from solvers.rvgp.experiments import hairpin_inpainting
+    (row,) = hairpin_inpainting("fold", n=500, rank=40, noises=(0.0,), frames=("jet",),
+                                euclid_kwargs={"max_iter": 10, "lengthscales": [0.3]})
+    assert row["cross_gap_edges"] == 0
+    assert row["rvgp_rel_l2"] < 0.1 and row["rvgp_cosine"] > 0.99
+    assert row["euclid_rel_l2"] > 0.3 and row["rvgp_better"]
+    with pytest.raises(ValueError, match="hairpin hole"):
+        hairpin_inpainting("slit")
