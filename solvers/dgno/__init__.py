@@ -5,6 +5,8 @@
 * :mod:`solvers.dgno.weak_form` -- Wendland CSRBF test functions and weak residuals.
 * :mod:`solvers.dgno.model` -- :class:`DGNO` (encoder, decoders, physics-only loss), :func:`train_dgno`.
 * :mod:`solvers.dgno.inverse` -- latent-space inverse solve with an ensemble spread.
+* :mod:`solvers.dgno.latent` -- empirical latent prior, frozen decoders with cached trunk features.
+* :mod:`solvers.dgno.refine` -- optional second training stage (latent refinement; not the authors').
 * :mod:`solvers.dgno.baselines` -- data-driven DeepONet / MultiONet.
 * :mod:`solvers.dgno.bench`, :mod:`solvers.dgno.demo`, :mod:`solvers.dgno.commands` -- bench, demo, train.
 """

@@ -33,32 +33,37 @@ class DataDrivenOperator(nn.Module):
         Targets are learned as ``u / u_scale``.
     low, high : float
         Coefficient normalisation ``(a - low) / (high - low)``.
+    log_input : bool
+        Feed ``log a`` to the branch instead (the log-normal case).
     """
 
     def __init__(self, kind: str, n_pix: int = 29, u_scale: float = 1.0, low: float = 5.0, high: float = 10.0,
                  width: int = 64, depth: int = 4, activation: str = "tanh", sum_layers: int | None = None,
-                 dtype: torch.dtype | None = None) -> None:
+                 weight_init: float = 0.0, log_input: bool = False, dtype: torch.dtype | None = None) -> None:
         super().__init__()
-        self.kind, self.n_pix, self.low, self.high = kind, n_pix, low, high
+        self.kind, self.n_pix, self.low, self.high, self.log_input = kind, n_pix, low, high, log_input
         self.net = make_operator(kind, n_pix ** 2, 2, width=width, depth=depth, activation=activation,
-                                 sum_layers=sum_layers, dtype=dtype)
+                                 sum_layers=sum_layers, weight_init=weight_init, dtype=dtype)
         self.register_buffer("u_scale", torch.tensor(float(u_scale), dtype=dtype))
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         x = grid_points(self.n_pix, a.dtype, a.device)
-        beta = ((a - self.low) / (self.high - self.low)).reshape(a.shape[0], -1)
+        beta = torch.log(a) if self.log_input else (a - self.low) / (self.high - self.low)
+        beta = beta.reshape(a.shape[0], -1)
         return (self.net(beta, x) * self.u_scale).reshape(a.shape)
 
 
 def train_data_driven(kind: str, a_train: np.ndarray, u_train: np.ndarray, train_config, *, width: int = 64,
                       depth: int = 4, activation: str = "tanh", sum_layers: int | None = None,
-                      lr_decay_every: int = 0, dtype: torch.dtype = torch.float32):
+                      weight_init: float = 0.0, log_input: bool = False, lr_decay_every: int = 0,
+                      dtype: torch.dtype = torch.float32):
     """Train a :class:`DataDrivenOperator` with :func:`sciml.train.fit`; returns ``(model, TrainResult)``."""
     from sciml.train import fit, shard
     a = torch.as_tensor(np.asarray(a_train), dtype=dtype)
     u = torch.as_tensor(np.asarray(u_train), dtype=dtype)
     model = DataDrivenOperator(kind, a.shape[-1], float(u.std()), width=width, depth=depth,
-                               activation=activation, sum_layers=sum_layers, dtype=dtype)
+                               activation=activation, sum_layers=sum_layers, weight_init=weight_init,
+                               log_input=log_input, dtype=dtype)
     n = a.shape[0]
 
     def sample_batch(step, generator, batch_size, rank, world_size):

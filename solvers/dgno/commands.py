@@ -13,8 +13,10 @@ import torch
 from sciml.io import atomic_path
 from sciml.pretrained import data_dir
 from sciml.train import TrainConfig, reproducing_command
-from solvers.dgno.darcy import generate_darcy
-from solvers.dgno.model import DGNOConfig, train_dgno
+from solvers.dgno.darcy import generate_darcy, sample_coefficient
+from solvers.dgno.latent import LatentPrior
+from solvers.dgno.model import DGNO, DGNOConfig, train_dgno
+from solvers.dgno.refine import refine_latent
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--n-centres", type=int, default=64)
+    p.add_argument("--w-data", type=float, default=1.0, help="weight of the reconstruction of a (authors: 1)")
+    p.add_argument("--n-unlabelled", type=int, default=0,
+                   help="train on this many coefficients of the seed's stream (no FEM solves needed; the "
+                        "authors use 10000); 0: the --n-train coefficients of the FEM dataset")
+    p.add_argument("--refine-steps", type=int, default=0,
+                   help="then refine the latent (solvers.dgno.refine; not the authors' method) for this many steps")
+    p.add_argument("--refine-lr", type=float, default=1e-3)
+    p.add_argument("--refine-batch", type=int, default=32)
+    p.add_argument("--refine-decay-every", type=int, default=0)
+    p.add_argument("--refine-w-u", type=float, default=100.0, help="weight keeping u(Enc(a)) on its value before")
+    p.add_argument("--init-weights", default=None, help="start from these DGNO weights (same sizes) instead of at random")
     p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "sciml" / "dgno"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--time-limit", type=float, default=None, help="stop (with a checkpoint) after this many seconds")
@@ -44,23 +57,55 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def train(argv: list[str] | None = None) -> int:
-    """Train with the given options (resumable from ``--cache-dir``) and write ``NAME.safetensors`` + ``NAME.json``."""
+    """Train with the given options (resumable from ``--cache-dir``) and write ``NAME.safetensors`` + ``NAME.json``.
+
+    Stage 1 is the authors' DGNO loss (skipped with ``--steps 0 --init-weights W``); stage 2, with
+    ``--refine-steps N``, is the latent refinement of :mod:`solvers.dgno.refine`. The latent prior
+    of the inverse solve is then fitted to the training encodings and stored with the weights.
+    """
     args = _parser().parse_args(argv)
     data = generate_darcy(args.n_train, seed=args.seed, refine=args.refine, cache_dir=args.cache_dir,
                           progress=not args.no_progress)
-    config = DGNOConfig(latent=args.latent, width=args.width, depth=args.depth, n_centres=args.n_centres)
-    tc = TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed, device=args.device,
-                     checkpoint_dir=Path(args.cache_dir) / f"train_{args.name}", checkpoint_every=500, resume=True,
-                     progress=not args.no_progress, time_limit_s=args.time_limit)
-    torch.manual_seed(args.seed)
-    model, res = train_dgno(data.a, config, tc, lr_decay_every=args.decay_every)
+    a_train = data.a
+    if args.n_unlabelled:
+        a_train = np.stack([sample_coefficient("two_phase", args.seed, s, data.n_pix) for s in range(args.n_unlabelled)])
+    config = DGNOConfig(latent=args.latent, width=args.width, depth=args.depth, n_centres=args.n_centres,
+                        w_data=args.w_data)
+    model = DGNO.load(args.init_weights) if args.init_weights else None
+    if model is not None and model.config.to_json() != {**config.to_json(), "w_data": model.config.w_data}:
+        raise ValueError(f"--init-weights {args.init_weights} has other sizes than the options; pass matching ones")
+    if model is None and args.steps == 0:
+        raise ValueError("--steps 0 skips DGNO training: pass --init-weights with a trained model")
+    steps, final_loss = 0, None
+    if args.steps:
+        if model is not None:
+            model.config.w_data = args.w_data
+        tc = TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed, device=args.device,
+                         checkpoint_dir=Path(args.cache_dir) / f"train_{args.name}", checkpoint_every=500,
+                         resume=True, progress=not args.no_progress, time_limit_s=args.time_limit)
+        torch.manual_seed(args.seed)
+        model, res = train_dgno(a_train, config, tc, lr_decay_every=args.decay_every, model=model)
+        steps, final_loss = res.steps, float(np.mean(res.losses[-100:]))
+    refined = None
+    if args.refine_steps:
+        tc = TrainConfig(steps=args.refine_steps, batch_size=args.refine_batch, lr=args.refine_lr, seed=args.seed,
+                         device=args.device, checkpoint_dir=Path(args.cache_dir) / f"refine_{args.name}",
+                         checkpoint_every=1000, resume=True, progress=not args.no_progress)
+        torch.manual_seed(args.seed)
+        model, res = refine_latent(model, a_train, tc, w_u=args.refine_w_u, lr_decay_every=args.refine_decay_every)
+        refined = {"steps": res.steps, "final_loss_mean_last100": float(np.mean(res.losses[-100:])),
+                   "wall_s": res.wall_time}
+    model = model.cpu().eval()
+    model.set_latent_prior(LatentPrior.fit(model, a_train))  # for solve_inverse(prior=model.latent_prior())
     out = Path(args.out) if args.out else data_dir()
     recipe = {"command": "sciml train dgno " + " ".join(shlex.quote(a) for a in (argv or [])),
-              "reproduce": reproducing_command("sciml train dgno", list(argv or []), res.steps),
-              "data": {"kind": "two_phase", "n_train": args.n_train, "seed": args.seed, "refine": args.refine},
-              "steps": res.steps, "final_loss_mean_last100": float(np.mean(res.losses[-100:])),
-              "dgno_config": config.to_json()}
-    model.cpu().save(out / f"{args.name}.safetensors", {"recipe": recipe})
+              "reproduce": reproducing_command("sciml train dgno", list(argv or []), steps),
+              "data": {"kind": "two_phase", "n_train": args.n_train, "seed": args.seed, "refine": args.refine,
+                       "n_unlabelled": args.n_unlabelled},
+              "init_weights": args.init_weights, "latent_prior": f"fitted to the {len(a_train)} training encodings",
+              "steps": steps, "final_loss_mean_last100": final_loss, "latent_refinement": refined,
+              "dgno_config": model.config.to_json()}
+    model.save(out / f"{args.name}.safetensors", {"recipe": recipe})
     with atomic_path(out / f"{args.name}.json") as tmp:
         tmp.write_text(json.dumps(recipe, indent=2) + "\n")
     logger.info("wrote %s", out / f"{args.name}.safetensors")

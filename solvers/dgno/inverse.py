@@ -6,12 +6,30 @@ with the loss per latent
     w_obs * ||u(beta; x_obs) - u_obs|| / ||u_obs|| + physics(beta),
 
 where ``physics`` is :meth:`DGNO.physics_loss` (weak residuals, and in the mixed form the flux
-mismatch ``|s - a grad u|^2``) with the *decoded* coefficient (Bernoulli mean) and fresh
+mismatch ``|s - a grad u|^2``) with the *decoded* coefficient (Bernoulli mean) and new
 Wendland centres each step. Instead of one point estimate we run an **ensemble** of
 ``members`` latents in one batch (randomise-then-optimise): each member starts from its own
 random ``z`` and sees the data perturbed by its own draw of the observation noise. The
 posterior mean of ``a`` is the ensemble mean of the decoded fields, and the spread combines
 the variance between members with the Bernoulli variance ``(high-low)^2 p (1-p)`` of each member.
+
+The defaults are the authors' loss and random start. This package adds (selectable):
+
+* ``prior=LatentPrior`` -- a Gaussian on the pre-tanh latent fitted to the training encodings
+  (:class:`~solvers.dgno.latent.LatentPrior`, stored with the shipped weights:
+  ``model.latent_prior()``), adding ``w_prior * 0.5 |L^{-1}(z - mu)|^2``;
+* ``init="prior"`` -- members start at draws of that prior instead of ``z ~ N(0, I)``, which lies
+  far from the encodings (measured: the single largest gain);
+* ``data_term="gaussian"`` -- the Gaussian log-likelihood ``|u - y|^2 / (2 sigma^2)`` with the known
+  noise level instead of the relative misfit, so that data and prior are weighed as in a posterior;
+* ``w_physics`` -- the weight of the physics loss (authors: 1). With the Gaussian likelihood a
+  weight of 1 leaves the physics without effect; 1000 measured best (10000 too much).
+
+:data:`PRIOR_SETTINGS` collects these choices.
+
+The trunk features of the frozen decoders are computed once for the observation points and a
+pool of ``pool`` Wendland centres (split into blocks of ``n_centres``, one block per step), see
+:class:`~solvers.dgno.latent.FrozenDecoders`.
 """
 from __future__ import annotations
 
@@ -21,9 +39,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from solvers.dgno.latent import FrozenDecoders, LatentPrior
 from solvers.dgno.model import DGNO, grid_points
 
-__all__ = ["InverseResult", "Observations", "observe", "solve_inverse"]
+__all__ = ["PRIOR_SETTINGS", "InverseResult", "Observations", "observe", "solve_inverse"]
+
+#: This package's inverse settings (with ``prior=model.latent_prior()``), measured best on the
+#: shipped CPU-scale model (``docs/benchmarks/dgno-cpu-dgno-inverse.json``).
+PRIOR_SETTINGS = {"init": "prior", "data_term": "gaussian", "w_obs": 1.0, "w_prior": 1.0, "w_physics": 1000.0}
 
 
 @dataclass
@@ -81,7 +104,9 @@ class InverseResult:
 
 
 def solve_inverse(model: DGNO, obs: Observations, *, members: int = 16, steps: int = 500, lr: float = 1e-2,
-                  w_obs: float = 25.0, n_centres: int = 100, seed: int = 0) -> InverseResult:
+                  w_obs: float = 25.0, n_centres: int = 100, seed: int = 0, prior: LatentPrior | None = None,
+                  w_prior: float = 1.0, init: str = "random", data_term: str = "relative", pool: int = 512,
+                  w_physics: float = 1.0) -> InverseResult:
     """Latent-space inverse solve with frozen decoders (see the module docstring).
 
     Parameters
@@ -94,16 +119,32 @@ def solve_inverse(model: DGNO, obs: Observations, *, members: int = 16, steps: i
     steps, lr : int, float
         Adam iterations and step size (authors: 500, 1e-2).
     w_obs : float
-        Weight of the relative data misfit (authors: 25).
+        Weight of the data misfit (authors: 25 with ``data_term="relative"``).
     n_centres : int
-        Wendland test functions per step.
+        Wendland test functions per step, drawn from a pool of ``pool`` centres whose trunk
+        features are computed once (see :class:`~solvers.dgno.latent.FrozenDecoders`).
+    prior : LatentPrior, optional
+        Gaussian prior on the pre-tanh latent; adds ``w_prior * energy(z)`` (authors: none).
+    init : {"random", "prior"}
+        Members start from ``z ~ N(0, I)`` (authors) or from draws of ``prior``.
+    data_term : {"relative", "gaussian"}
+        ``||u - y|| / ||y||`` (authors) or the Gaussian log-likelihood ``|u - y|^2 / (2 sigma^2)``.
+    w_physics : float
+        Weight of the physics loss (weak residuals and flux mismatch).
     """
+    if init not in ("random", "prior") or (init == "prior" and prior is None):
+        raise ValueError(f"init={init!r}: use 'random', or 'prior' together with a LatentPrior")
+    if data_term not in ("relative", "gaussian"):
+        raise ValueError(f"data_term={data_term!r}; use 'relative' (the authors') or 'gaussian'")
     started = time.perf_counter()
     p = next(model.parameters())
     dtype, device = p.dtype, p.device
     c = model.config
     gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(members, c.latent, generator=gen, dtype=dtype).to(device).requires_grad_(True)
+    if prior is not None:
+        prior = LatentPrior(prior.mean.to(dtype=dtype, device=device), prior.chol.to(dtype=dtype, device=device))
+    z0 = prior.sample(members, gen) if init == "prior" else torch.randn(members, c.latent, generator=gen, dtype=dtype)
+    z = z0.to(device).detach().requires_grad_(True)
     x_obs = obs.x.to(dtype=dtype, device=device)
     u_obs = obs.u.to(dtype=dtype, device=device)
     noise = obs.sigma * torch.randn(members, len(u_obs), generator=gen, dtype=dtype).to(device)
@@ -111,6 +152,9 @@ def solve_inverse(model: DGNO, obs: Observations, *, members: int = 16, steps: i
         targets = u_obs + noise
     else:
         targets = u_obs[None]
+    n_blocks = max(pool // n_centres, 1)  # each step uses one block of n_centres pre-drawn centres
+    centres = torch.cat([model.tests.sample_centres(n_centres, gen, dtype=dtype) for _ in range(n_blocks)]).to(device)
+    frozen = FrozenDecoders(model, x_obs, centres)
     requires = [q.requires_grad for q in model.parameters()]
     for q in model.parameters():
         q.requires_grad_(False)
@@ -118,10 +162,18 @@ def solve_inverse(model: DGNO, obs: Observations, *, members: int = 16, steps: i
     losses = np.empty(steps)
     try:
         for step in range(steps):
-            centres = model.tests.sample_centres(n_centres, gen, dtype=dtype).to(device)
+            block = int(torch.randint(n_blocks, (1,), generator=gen))
+            idx = slice(block * n_centres, (block + 1) * n_centres)
             beta = torch.tanh(z)
-            misfit = (model.u(beta, x_obs) - targets).norm(dim=1) / targets.norm(dim=1)
-            loss = (w_obs * misfit + model.physics_loss(beta, None, centres)).sum()
+            diff = frozen.u_obs(beta) - targets
+            if data_term == "relative":
+                misfit = diff.norm(dim=1) / targets.norm(dim=1)
+            else:
+                misfit = 0.5 * (diff ** 2).sum(1) / obs.sigma ** 2
+            loss = w_obs * misfit + w_physics * frozen.physics_loss(beta, idx)
+            if prior is not None:
+                loss = loss + w_prior * prior.energy(z)
+            loss = loss.sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from solvers.dgno.latent import LatentPrior
 from solvers.dgno.operators import MultiONet
 from solvers.dgno.weak_form import WendlandTestFunctions, weak_residual
 
@@ -113,6 +114,22 @@ class DGNO(nn.Module):
         if c.form == "mixed":
             self.flux_decoders = nn.ModuleList(MultiONet(c.latent, 2, **kw) for _ in range(2))
         self.tests = WendlandTestFunctions(c.radius, c.quadrature, c.n_quad)
+        # empirical Gaussian prior on the pre-tanh latent (zeros: none fitted), see set_latent_prior
+        self.register_buffer("prior_mean", torch.zeros(c.latent, dtype=dtype))
+        self.register_buffer("prior_chol", torch.zeros(c.latent, c.latent, dtype=dtype))
+
+    # ------------------------------------------------------------ latent prior
+    def set_latent_prior(self, prior: LatentPrior | None) -> None:
+        """Store ``prior`` (e.g. ``LatentPrior.fit(model, a_train)``) with the weights; ``None`` clears it."""
+        with torch.no_grad():
+            self.prior_mean.copy_(prior.mean if prior is not None else torch.zeros_like(self.prior_mean))
+            self.prior_chol.copy_(prior.chol if prior is not None else torch.zeros_like(self.prior_chol))
+
+    def latent_prior(self) -> LatentPrior | None:
+        """The stored :class:`~solvers.dgno.latent.LatentPrior`, or ``None`` if none was fitted."""
+        if not torch.any(self.prior_chol != 0):
+            return None
+        return LatentPrior(self.prior_mean.detach().clone(), self.prior_chol.detach().clone())
 
     # ------------------------------------------------------------------ fields
     def normalise(self, a: torch.Tensor) -> torch.Tensor:
@@ -122,9 +139,13 @@ class DGNO(nn.Module):
 
     def encode(self, a: torch.Tensor) -> torch.Tensor:
         """``a : (B, P, P)`` -> latent ``beta : (B, latent)`` in ``(-1, 1)``."""
+        return torch.tanh(self.encode_z(a))
+
+    def encode_z(self, a: torch.Tensor) -> torch.Tensor:
+        """The pre-tanh latent ``z : (B, latent)`` of ``a : (B, P, P)`` (``beta = tanh(z)``)."""
         if a.shape[-2:] != (self.config.n_pix, self.config.n_pix):
             raise ValueError(f"a has shape {tuple(a.shape)}, expected (B, {self.config.n_pix}, {self.config.n_pix})")
-        return torch.tanh(self.encoder(self.normalise(a).reshape(a.shape[0], -1)))
+        return self.encoder(self.normalise(a).reshape(a.shape[0], -1))
 
     def a_raw(self, beta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Decoder output ``(B, N)``: Bernoulli logits (two-phase) or ``log a`` (log-normal)."""
@@ -224,7 +245,9 @@ class DGNO(nn.Module):
         if "dgno_config" not in meta:
             raise ValueError(f"{path} has no 'dgno_config' in its metadata; it was not written by DGNO.save")
         model = cls(DGNOConfig(**meta["dgno_config"]), dtype=next(iter(tensors.values())).dtype)
-        model.load_state_dict(tensors)
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+        if unexpected or set(missing) - {"prior_mean", "prior_chol"}:
+            raise ValueError(f"{path} does not match its dgno_config: missing {missing}, unexpected {unexpected}")
         return model.to(device)
 
     @torch.no_grad()

@@ -143,6 +143,33 @@ class _ONetBase(nn.Module):
     def _weights(self) -> list[torch.Tensor]:
         raise NotImplementedError
 
+    def trunk_features(self, x: torch.Tensor, grad: bool = False
+                       ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """The trunk features that enter the output at shared points ``x : (N, d)``: the summed layers'
+        ``t_k : (N, width)`` and, with ``grad=True``, their Jacobians ``(N, width, d)``.
+
+        With frozen weights these do not depend on ``beta``: compute them once and evaluate many
+        latents with :meth:`forward_features` (what the inverse solve does).
+        """
+        n_sum = len(self._weights())
+        if grad:
+            ts, js = self.trunk.hidden_and_jacobian(x)
+            return ts[-n_sum:], js[-n_sum:]
+        return self.trunk.hidden(x)[-n_sum:], None
+
+    def forward_features(self, beta: torch.Tensor, ts: list[torch.Tensor], js: list[torch.Tensor] | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Output ``(B, N)`` (and its ``x``-gradient ``(B, N, d)`` when ``js`` is given) from
+        :meth:`trunk_features`; the same numbers as :meth:`forward` / :meth:`forward_and_grad`."""
+        weights = self._weights()
+        n_sum = len(weights)
+        bs = self.branch.hidden(beta)[-n_sum:]
+        out = sum(w * (b @ t.T) for w, b, t in zip(weights, bs, ts)) / n_sum + self.bias
+        if js is None:
+            return out, None
+        grad = sum(w * torch.einsum("bw,nwd->bnd", b, j) for w, b, j in zip(weights, bs, js)) / n_sum
+        return out, grad
+
     def forward_and_grad(self, beta: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Output ``(B, N)`` and its gradient in ``x`` ``(B, N, d)`` for points ``x : (N, d)`` shared by the batch.
 
@@ -152,13 +179,7 @@ class _ONetBase(nn.Module):
         self._check(beta, x)
         if x.dim() != 2:
             raise ValueError(f"forward_and_grad needs shared points x : (N, d), got shape {tuple(x.shape)}")
-        weights = self._weights()
-        n_sum = len(weights)
-        bs = self.branch.hidden(beta)[-n_sum:]
-        ts, js = self.trunk.hidden_and_jacobian(x)
-        out = sum(w * (b @ t.T) for w, b, t in zip(weights, bs, ts[-n_sum:])) / n_sum + self.bias
-        grad = sum(w * torch.einsum("bw,nwd->bnd", b, j) for w, b, j in zip(weights, bs, js[-n_sum:])) / n_sum
-        return out, grad
+        return self.forward_features(beta, *self.trunk_features(x, grad=True))
 
 
 class DeepONet(_ONetBase):

@@ -48,3 +48,22 @@ def test_inverse_keeps_decoders_frozen_and_fits_data(u_true):
     assert np.all(res.a_std >= 0) and np.all((res.a_mean >= 5) & (res.a_mean <= 10))
     # the spread is at least the spread between members
     np.testing.assert_array_less(res.a_members.std(0) - 1e-9, res.a_std)
+
+
+def test_inverse_with_latent_prior_options(u_true):
+    from solvers.dgno.latent import LatentPrior
+    torch.manual_seed(0)
+    model = DGNO(DGNOConfig(**SMALL), dtype=torch.float64)
+    with torch.no_grad():
+        model.u_decoder.layer_weights.fill_(1.0)
+        model.a_decoder.layer_weights.fill_(1.0)
+    prior = LatentPrior(torch.full((8,), 0.3, dtype=torch.float64), 0.01 * torch.eye(8, dtype=torch.float64))
+    obs = observe(u_true, 20, seed=0)
+    res = solve_inverse(model, obs, members=3, steps=5, lr=1e-3, n_centres=4, pool=8, prior=prior, init="prior",
+                        data_term="gaussian", w_obs=1.0, w_prior=1.0)
+    # started at draws of a tight prior, a few small steps stay near its mean
+    assert torch.allclose(torch.atanh(res.beta), prior.mean.expand(3, 8), atol=0.06)
+    with pytest.raises(ValueError, match="init"):
+        solve_inverse(model, obs, init="prior")
+    with pytest.raises(ValueError, match="data_term"):
+        solve_inverse(model, obs, data_term="l1")
