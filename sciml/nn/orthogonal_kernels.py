@@ -157,7 +157,8 @@ class OrthogonalKernel(nn.Module):
     def block_kernel(self, dtype: torch.dtype) -> torch.Tensor:
         """The square stride-1 orthogonal block convolution ``A : (c, c, k_A, ..., k_A)``."""
         d = self.shape[-1]
-        kernel = orthonormal(self.H.to(device=self._build_on, dtype=dtype), self.orthogonalizer).reshape(self.block, self.block, *([1] * d))
+        kernel = orthonormal(self.H.to(device=self._build_on, dtype=dtype), self.orthogonalizer)
+        kernel = kernel.reshape(self.block, self.block, *([1] * d))
         if self.taps:
             q = orthonormal(self.Q.to(device=self._build_on, dtype=dtype), self.orthogonalizer)  # (d * taps, c, r)
             proj = q @ q.transpose(-1, -2) if self.rank else torch.zeros_like(q @ q.transpose(-1, -2))

@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--refine-batch", type=int, default=32)
     p.add_argument("--refine-decay-every", type=int, default=0)
     p.add_argument("--refine-w-u", type=float, default=100.0, help="weight keeping u(Enc(a)) on its value before")
-    p.add_argument("--init-weights", default=None, help="start from these DGNO weights (same sizes) instead of at random")
+    p.add_argument("--init-weights", default=None,
+                   help="start from these DGNO weights (same sizes) instead of at random")
     p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "sciml" / "dgno"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--time-limit", type=float, default=None, help="stop (with a checkpoint) after this many seconds")
@@ -68,7 +69,8 @@ def train(argv: list[str] | None = None) -> int:
                           progress=not args.no_progress)
     a_train = data.a
     if args.n_unlabelled:
-        a_train = np.stack([sample_coefficient("two_phase", args.seed, s, data.n_pix) for s in range(args.n_unlabelled)])
+        a_train = np.stack([sample_coefficient("two_phase", args.seed, s, data.n_pix)
+                            for s in range(args.n_unlabelled)])
     config = DGNOConfig(latent=args.latent, width=args.width, depth=args.depth, n_centres=args.n_centres,
                         w_data=args.w_data)
     model = DGNO.load(args.init_weights) if args.init_weights else None

@@ -28,7 +28,8 @@ from solvers.rvgp.metrics import (
 from solvers.rvgp.model import RVGP
 from solvers.rvgp.spectrum import connection_eigenpairs
 
-__all__ = ["CASES", "compare", "hairpin_inpainting", "make_case", "scale_check", "singularity_inpainting", "spectrum_check"]
+__all__ = ["CASES", "compare", "hairpin_inpainting", "make_case", "scale_check", "singularity_inpainting",
+           "spectrum_check"]
 
 
 def _symmetry_and_psd(matrix: sp.spmatrix, smallest: float) -> dict:

@@ -36,6 +36,7 @@ from solvers.umat.training import (
 )
 from solvers.umat.uncertainty import (
     DEFAULT_SHRINK,
+    SCORES,
     angular_error_deg,
     ause,
     error_drop,
@@ -138,18 +139,22 @@ def _calibration(mean: torch.Tensor, raw_score: torch.Tensor, maps, shrink: floa
 
 
 def shrink_sweep(model, n: int = 16, size: int = 64) -> dict:
-    """Spearman and error drop of the TTA score vs ``shrink`` on *training-range* seeds (not the held-out set)."""
+    """Spearman and error drop of the TTA score vs ``shrink`` and the score type on *training-range* seeds.
+
+    This is where ``DEFAULT_SHRINK`` and ``DEFAULT_SCORE`` were chosen (not on the held-out set).
+    """
     from solvers.umat.materials import generate_materials
     from solvers.umat.render import scanner_image
     maps = generate_materials(n, size, seed=TRAIN_REFERENCE_SEED + 1)
-    with torch.no_grad():
-        mean, raw = predict_tta(model, scanner_image(maps), shrink=0.0)
-    error = angular_error_deg(mean[:, :3], maps.normal)
-    rows = {}
-    for a in SHRINKS:
-        score = shrink_score(raw, a)
-        rows[str(a)] = {"spearman_pixel": spearman(score, error), "error_drop_20pct": error_drop(error, score, 0.2)}
-    return {"seed": TRAIN_REFERENCE_SEED + 1, "n": n, "size": size, "by_shrink": rows}
+    image = scanner_image(maps)
+    by_score = {}
+    for kind in SCORES:
+        with torch.no_grad():
+            mean, raw = predict_tta(model, image, shrink=0.0, score=kind)
+        error = angular_error_deg(mean[:, :3], maps.normal)
+        by_score[kind] = {str(a): {"spearman_pixel": spearman(shrink_score(raw, a), error),
+                                   "error_drop_20pct": error_drop(error, shrink_score(raw, a), 0.2)} for a in SHRINKS}
+    return {"seed": TRAIN_REFERENCE_SEED + 1, "n": n, "size": size, "by_score": by_score}
 
 
 def _ensemble_members(args, reference) -> list:
@@ -178,6 +183,7 @@ def uncertainty_section(args, model, maps, image) -> dict:
         t0 = time.perf_counter()
         out["tta"] = _calibration(*predict_tta(model, image, shrink=0.0), maps)
         out["tta"]["seconds"] = time.perf_counter() - t0
+        out["tta (combined score)"] = _calibration(*predict_tta(model, image, shrink=0.0, score="combined"), maps)
         t0 = time.perf_counter()
         out["mc_dropout"] = _calibration(*predict_mc_dropout(model, image, args.mc_samples, shrink=0.0), maps)
         out["mc_dropout"]["seconds"] = time.perf_counter() - t0

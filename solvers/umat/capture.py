@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from solvers.umat.uncertainty import (
+    DEFAULT_SCORE,
     DEFAULT_SHIFTS,
     DEFAULT_SHRINK,
     per_material_score,
@@ -162,8 +163,8 @@ def check_image(image: Any) -> Tensor:
 
 def capture(image: Any, model: nn.Module | str | Path | None = None, *, tile: int = 128, overlap: int = 32,
             uncertainty: str | None = "tta", shifts: Sequence[tuple[int, int]] = DEFAULT_SHIFTS,
-            mc_samples: int = 8, seed: int = 0, shrink: float = DEFAULT_SHRINK, tile_batch: int = 4
-            ) -> CaptureResult:
+            mc_samples: int = 8, seed: int = 0, shrink: float = DEFAULT_SHRINK, score: str = DEFAULT_SCORE,
+            tile_batch: int = 4) -> CaptureResult:
     """Predict normal, roughness and specular maps (and their uncertainty) from a scanner image.
 
     Parameters
@@ -186,6 +187,9 @@ def capture(image: Any, model: nn.Module | str | Path | None = None, *, tile: in
     shrink : float
         Pull of the pixel score towards its mean over the whole image (after blending the
         tiles), see :func:`solvers.umat.uncertainty.shrink_score`; 0 keeps the raw spread.
+    score : {"normal", "combined"}
+        Spread of the normals only, or plus roughness and specular
+        (:func:`solvers.umat.uncertainty.summarize_samples`).
     tile_batch : int
         Tiles per network call.
 
@@ -213,10 +217,11 @@ def capture(image: Any, model: nn.Module | str | Path | None = None, *, tile: in
         if uncertainty is None:
             return model(x)
         if uncertainty == "tta":
-            mean, score = predict_tta(model, x, shifts=shifts, shrink=0.0)
+            mean, spread = predict_tta(model, x, shifts=shifts, shrink=0.0, score=score)
         else:
-            mean, score = predict_mc_dropout(model, x, mc_samples, generator=generator, shrink=0.0)
-        return torch.cat([mean, score], 1)
+            mean, spread = predict_mc_dropout(model, x, mc_samples, generator=generator, shrink=0.0,
+                                              score=score)
+        return torch.cat([mean, spread], 1)
 
     from solvers.umat.tiling import tiled_apply
     try:

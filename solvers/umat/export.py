@@ -278,7 +278,8 @@ def export_maps(out_dir: str | os.PathLike, normal: Tensor, roughness: Tensor, s
         scale = float(u.max()) if u.size and u.max() > 0 else 1.0
         maps["uncertainty"] = (u, u / scale)
         meta["maps"]["uncertainty"] = {"file": "uncertainty.png", "encoding": "u / scale", "scale": scale,
-                                       "range": [0.0, scale], "meaning": "per-pixel uncertainty (higher = less trusted)"}
+                                       "range": [0.0, scale],
+                                       "meaning": "per-pixel uncertainty (higher = less trusted)"}
     paths: dict[str, Path] = {}
     for name, (raw, encoded) in maps.items():
         paths[name] = save_png16(out_dir / f"{name}.png", encoded)

@@ -39,14 +39,14 @@ def _sph(az_deg: float, el_deg: float) -> list[float]:
 @pytest.mark.parametrize("el", [90.0, 60.0, 25.0, 5.0])
 def test_flat_lambert_limit(el):
     m = _flat()
-    l = torch.tensor([_sph(37.0, el)], dtype=F64)
+    light = torch.tensor([_sph(37.0, el)], dtype=F64)
     expect = m.albedo * math.sin(math.radians(el))
-    assert torch.allclose(render(m, l, specular=False), expect, atol=1e-12)
+    assert torch.allclose(render(m, light, specular=False), expect, atol=1e-12)
     m0 = _flat(spec=0.0, rough=0.7)
     if el == 90.0:  # F0 = 0 and light along the view: no Fresnel reflection at all
-        assert torch.allclose(render(m0, l), expect, atol=1e-12)
+        assert torch.allclose(render(m0, light), expect, atol=1e-12)
     # light below the horizon contributes nothing
-    assert torch.equal(render(m, -l), torch.zeros_like(m.albedo))
+    assert torch.equal(render(m, -light), torch.zeros_like(m.albedo))
 
 
 def test_point_light_inverse_square_and_orientation():

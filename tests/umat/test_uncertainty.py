@@ -120,10 +120,14 @@ def test_score_units_and_per_material():
     s[0, 0, :3] = n1.view(3, 1, 1)
     s[1, 0, :3] = n2.view(3, 1, 1)
     s[0, 0, 3], s[1, 0, 3] = 0.2, 0.4  # roughness std 0.1
-    mean, score = summarize_samples(s)
+    mean, score = summarize_samples(s, score="combined")
     assert_close(mean[0, :3, 0, 0], torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
     assert_close(score, torch.full((1, 1, 2, 3), a + 0.1, dtype=torch.float64))
     assert_close(per_material_score(score), torch.tensor([a + 0.1], dtype=torch.float64))
+    _, normal_only = summarize_samples(s)  # the default: the normal spread alone
+    assert_close(normal_only, torch.full((1, 1, 2, 3), a, dtype=torch.float64))
+    with pytest.raises(ValueError, match="choose one of"):
+        summarize_samples(s, score="roughness")
 
 
 def test_calibration_metrics():
