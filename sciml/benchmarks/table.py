@@ -29,3 +29,19 @@ def _grown(width: int, cells: Sequence[str]) -> int:
 def number(key: str, fmt: str, missing: str = "-") -> Callable[[dict], str]:
     """A cell showing ``row[key]`` formatted with ``fmt`` (``missing`` when absent)."""
     return lambda row: format(row[key], fmt) if row.get(key) is not None else missing
+
+
+class TargetRows(list):
+    """A benchmark's acceptance targets next to the measured numbers: a list of row dicts.
+
+    ``rows.add(quantity, measured, target, met)`` appends
+    ``{"quantity", "measured", "target", "met"}``; render with ``format_table(rows, TARGET_COLUMNS)``.
+    """
+
+    def add(self, quantity: str, measured, target: str, met) -> None:
+        self.append({"quantity": quantity, "measured": measured, "target": target, "met": bool(met)})
+
+
+TARGET_COLUMNS: list[Column] = [
+    ("quantity", -40, lambda r: r["quantity"]), ("measured", 10, number("measured", ".4g")),
+    ("target", -14, lambda r: r["target"]), ("met", -5, lambda r: "yes" if r["met"] else "NO")]

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sciml.benchmarks.table import format_table, number
+from sciml.benchmarks.table import TARGET_COLUMNS, TargetRows, format_table
 from sciml.train import TrainConfig
 from solvers.dgno.baselines import relative_l2, train_data_driven
 from solvers.dgno.darcy import DarcyFEM, generate_darcy, self_check
@@ -170,16 +170,10 @@ def inverse_section(args, model: DGNO, test, train) -> dict:
     return out
 
 
-COLUMNS = [("quantity", -46, lambda r: r["quantity"]), ("measured", 12, number("measured", ".4g")),
-           ("target", -14, lambda r: r["target"]), ("met", -5, lambda r: "yes" if r["met"] else "NO")]
-
-
 def targets(result: dict) -> list[dict]:
     """The issue's acceptance numbers next to the measured ones."""
-    rows = []
-
-    def add(quantity, measured, target, met):
-        rows.append({"quantity": quantity, "measured": measured, "target": target, "met": bool(met)})
+    rows = TargetRows()
+    add = rows.add
     d = result["data"]
     add(f"dataset build s ({d['n_built']} samples)", d["build_s"], "<= 900 s (1000+)",
         d["build_s"] <= 900 and d["n_built"] >= 1000)
@@ -310,5 +304,5 @@ def run(argv: list[str] | None = None) -> dict:
         result["inverse"] = inverse_section(args, model.cpu(), test, train)
     result["targets"] = targets(result)
     result["wall_s"] = time.perf_counter() - started
-    result["table"] = format_table(result["targets"], COLUMNS)
+    result["table"] = format_table(result["targets"], TARGET_COLUMNS)
     return result

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sciml.benchmarks.table import format_table, number
+from sciml.benchmarks.table import TARGET_COLUMNS, TargetRows, format_table
 from solvers.umat.training import (
     HELDOUT_SEED,
     UMatTrainConfig,
@@ -243,16 +243,10 @@ def timing_section(args, model) -> dict:
     return out
 
 
-COLUMNS = [("quantity", -52, lambda r: r["quantity"]), ("measured", 10, number("measured", ".4g")),
-           ("target", -18, lambda r: r["target"]), ("met", -5, lambda r: "yes" if r["met"] else "NO")]
-
-
 def targets(result: dict) -> list[dict]:
     """The issue's acceptance numbers next to the measured ones."""
-    rows = []
-
-    def add(quantity, measured, target, met):
-        rows.append({"quantity": quantity, "measured": measured, "target": target, "met": bool(met)})
+    rows = TargetRows()
+    add = rows.add
     if "accuracy" in result:
         a = result["accuracy"]
         ratio = a["normal_ratio_model_over_flat"]
@@ -367,5 +361,5 @@ def run(argv: list[str] | None = None) -> dict:
         result["timing"] = timing_section(args, model)
     result["targets"] = targets(result)
     result["wall_s"] = time.perf_counter() - started
-    result["table"] = format_table(result["targets"], COLUMNS)
+    result["table"] = format_table(result["targets"], TARGET_COLUMNS)
     return result
