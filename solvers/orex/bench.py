@@ -149,6 +149,22 @@ COLUMNS = [("shape", -11, lambda r: r["shape"]), ("P", 3, number("planes", "d"))
            ("mesh s", 6, number("mesh_s", ".1f"))]
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """``["field=value", ...]`` -> ``{field: value}`` (values parsed as JSON, else kept as strings)."""
+    import json
+    known = set(OReXConfig.__dataclass_fields__)
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in known:
+            raise ValueError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {sorted(known)}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def run(argv: list[str] | None = None) -> dict:
     """Parse ``sciml bench orex`` options, run, and return the JSON-ready results."""
     parser = argparse.ArgumentParser(prog="sciml bench orex", description=__doc__.split("\n")[0])
@@ -161,8 +177,10 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--resolution", type=int, default=64, help="marching-cubes grid points per axis")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random planes")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
+                        help="override OReXConfig fields of --config, e.g. box_outside_count=8192 (JSON values)")
     args = parser.parse_args(argv)
-    config = getattr(OReXConfig, args.config)()
+    config = getattr(OReXConfig, args.config)(**parse_overrides(args.set))
     started = time.perf_counter()
     rows = []
     for spec in args.shapes:

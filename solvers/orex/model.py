@@ -52,6 +52,10 @@ class OReXConfig:
         the step cap multiplied by the number of levels (same optimiser budget).
     reuse_levels : int
         Train each level on the samples of the last ``reuse_levels`` levels.
+    contour_spacing : float, optional
+        ``None`` (paper): near-contour samples per input edge. A value (CPU default): per
+        edge of each ring redrawn with this arc-length spacing in the normalised cube, so
+        finely tessellated contours do not swamp the uniform plane samples.
     uniform_per_plane, hull_count : int
         Uniform samples per plane and per level; samples on the enlarged hull per level.
     box_outside_count : int
@@ -82,12 +86,13 @@ class OReXConfig:
     radii_exponents: list = field(default_factory=lambda: [4, 5, 5, 6, 6, 7])
     samples_per_edge: list = field(default_factory=lambda: [2, 2, 3, 3, 4, 5])
     epochs: list = field(default_factory=lambda: [4, 4, 6, 6, 8, 10])
-    max_steps_per_level: int | None = 60
+    max_steps_per_level: int | None = 100
     hierarchical: bool = True
     reuse_levels: int = 3
-    uniform_per_plane: int = 512
+    contour_spacing: float | None = 0.02
+    uniform_per_plane: int = 2048
     hull_count: int = 2048
-    box_outside_count: int = 2048
+    box_outside_count: int = 8192
     hinge_weight: float = 1e-4
     hinge_threshold: float = 100.0
     hinge_points: int | None = 512
@@ -106,16 +111,23 @@ class OReXConfig:
         """The configuration of the paper's code (GPU-sized: about 10^5-10^6 samples, 650 epochs, float64)."""
         return replace(cls(n_iterations=10, epochs=[50, 50, 100, 100, 150, 200], max_steps_per_level=None,
                            lr=1e-2, weight_decay=1e-3, lr_schedule="step",
-                           uniform_per_plane=2048, hull_count=2 ** 14, box_outside_count=0, hinge_points=None,
+                           contour_spacing=None, uniform_per_plane=2048, hull_count=2 ** 14, box_outside_count=0,
+                           hinge_points=None,
                            batch_size=2 ** 14,
                            dtype="float64"), **overrides)
 
     @classmethod
     def cpu(cls, **overrides) -> "OReXConfig":
         """The CPU default: the paper's architecture (6 loops instead of 10), loss and sampling rules;
-        fewer samples and steps (at most 60 per level), float32, lr 5e-3 with a cosine decay,
+        fewer samples and steps (at most 100 per level; 60 before, which left the two-spheres
+        planes with false-inside blobs), float32, lr 5e-3 with a cosine decay,
         no weight decay (with a few hundred steps the paper's Adam L2 of 1e-3 keeps the loss
-        at chance level) and samples of the box outside the hull."""
+        at chance level), 8192 samples of the box outside the hull per level (2048 left a
+        blob on the meshing box's face for the capsule), and near-contour samples per
+        0.02 of contour length instead of per input edge (``contour_spacing``: with per-edge
+        samples the finely tessellated contours of mesh slices made up 90 % of the data, the
+        few hundred steps saw less than one epoch, and the planes kept false-inside blobs
+        away from the contours: two-spheres per-plane IoU 0.91 -> 0.95, sphere 0.977 -> 0.987)."""
         return replace(cls(), **overrides)
 
     @classmethod
@@ -164,7 +176,7 @@ class OReX:
             specs = [(c.radii_exponents[-1], c.samples_per_edge[-1], sum(c.epochs))]
         levels = []
         for exponent, n, _ in specs:
-            level = sample_level(slices, 2.0 ** -exponent, n, c.uniform_per_plane, rng)
+            level = sample_level(slices, 2.0 ** -exponent, n, c.uniform_per_plane, rng, spacing=c.contour_spacing)
             parts = [level, hull_samples(slices, c.hull_count, rng)]
             if c.box_outside_count:
                 parts.append(box_outside_samples(slices, c.box_outside_count, rng))

@@ -77,9 +77,27 @@ def _label(inside: np.ndarray) -> np.ndarray:
     return np.where(inside, 0.0, 1.0)
 
 
+def _resample_ring(ring: np.ndarray, spacing: float, rng: np.random.Generator) -> np.ndarray:
+    """``ceil(perimeter / spacing)`` points on a closed ring ``(E, 2)``, equally spaced in arc length from a
+    random start (so every level sees different points)."""
+    seg = np.linalg.norm(np.roll(ring, -1, axis=0) - ring, axis=1)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    count = max(3, int(np.ceil(cum[-1] / spacing)))
+    s = (np.arange(count) + rng.random()) * (cum[-1] / count)
+    e = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(ring) - 1)
+    t = ((s - cum[e]) / np.maximum(seg[e], 1e-300))[:, None]
+    return ring[e] + t * (np.roll(ring, -1, axis=0)[e] - ring[e])
+
+
 def sample_level(slices: SliceSet, radius: float, n: int, uniform_per_plane: int, rng: np.random.Generator,
-                 contour_points: bool = True) -> Samples:
-    """Near-contour, on-contour and uniform plane samples of one level (normalised slices)."""
+                 contour_points: bool = True, spacing: float | None = None) -> Samples:
+    """Near-contour, on-contour and uniform plane samples of one level (normalised slices).
+
+    With ``spacing`` (not in the paper) the per-edge rule is applied to each ring redrawn as
+    points ``spacing`` apart in arc length (so finely tessellated contours, e.g.
+    from marching-cubes meshes, do not swamp the uniform plane samples); labels still come from
+    the original rings.
+    """
     parts = []
     for k, sec in enumerate(slices):
         if sec.contours:
@@ -87,6 +105,8 @@ def sample_level(slices: SliceSet, radius: float, n: int, uniform_per_plane: int
             verts, starts = pack_rings(rings)
             near, on = [], []
             for ring in rings:
+                if spacing is not None:
+                    ring = _resample_ring(ring, spacing, rng)
                 a, d, normal = _edge_normals(ring)
                 t = rng.random((len(ring), n, 1))
                 base = a[:, None, :] + t * d[:, None, :]  # (E, n, 2)

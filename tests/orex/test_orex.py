@@ -70,6 +70,28 @@ def test_samples_are_labelled_by_the_slices(sphere_slices):
     assert len(data) == len(level) + len(hull)
 
 
+def test_contour_spacing_resamples_rings_by_arc_length(sphere_slices):
+    from geometry.polygon import pack_rings, signed_distance_2d
+    from solvers.orex.sampling import _resample_ring
+    t = np.linspace(0, 2 * np.pi, 500, endpoint=False)
+    ring = np.stack([np.cos(t), 0.5 * np.sin(t)], 1)  # 500 edges
+    pts = _resample_ring(ring, 0.1, np.random.default_rng(0))
+    perimeter = np.linalg.norm(np.roll(ring, -1, 0) - ring, axis=1).sum()
+    assert len(pts) == int(np.ceil(perimeter / 0.1))
+    assert np.abs(signed_distance_2d(pts, *pack_rings([ring]))).max() < 1e-12  # on the ring
+    gaps = np.linalg.norm(np.roll(pts, -1, 0) - pts, axis=1)
+    assert gaps.max() < 0.1 + 1e-9 and gaps.min() > 0.09  # equally spaced in arc length
+    _, slices = sphere_slices
+    rng = np.random.default_rng(0)
+    dense = sample_level(slices, 2.0 ** -5, 2, 0, rng)
+    coarse = sample_level(slices, 2.0 ** -5, 2, 0, rng, spacing=0.5)
+    assert 0 < len(coarse) < len(dense)
+    near = coarse.kind == 0
+    for k, sec in enumerate(slices):
+        mask = near & (np.abs(sec.plane.signed_distance(coarse.points)) < 1e-9)
+        np.testing.assert_array_equal(coarse.labels[mask] == 0, slices.inside(k, coarse.points[mask]))
+
+
 def test_baseline_reproduces_the_slices(sphere_slices):
     mesh, slices = sphere_slices
     base = SliceDistanceInterpolation().fit(slices)
@@ -104,6 +126,7 @@ def test_configs():
     assert paper.n_iterations == 10 and paper.epochs == [50, 50, 100, 100, 150, 200]
     assert paper.dtype == "float64" and paper.weight_decay == 1e-3 and paper.hinge_points is None
     assert OReXConfig.cpu().max_steps_per_level is not None
+    assert paper.contour_spacing is None and OReXConfig.cpu().contour_spacing is not None  # paper: per edge
     with pytest.raises(RuntimeError, match="not fitted"):
         OReX().field(np.zeros((1, 3)))
 
@@ -152,3 +175,11 @@ def test_cpu_default_torus_keeps_genus_and_beats_baseline():
     from geometry.meshing import mesh_from_field
     base_mesh, _ = mesh_from_field(base.field, 64, (mesh.bounds[0] - 0.1, mesh.bounds[1] + 0.1))
     assert surface_distances(mesh, recon)["chamfer"] < surface_distances(mesh, base_mesh)["chamfer"]
+
+
+def test_bench_config_overrides():
+    from solvers.orex.bench import parse_overrides
+    assert parse_overrides(["box_outside_count=8192", "contour_spacing=null", "dtype=float64"]) == {
+        "box_outside_count": 8192, "contour_spacing": None, "dtype": "float64"}
+    with pytest.raises(ValueError, match="FIELD=VALUE"):
+        parse_overrides(["no_such_field=1"])
