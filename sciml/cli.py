@@ -28,11 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("names", nargs="*", help="solvers to run (default: all with a demo)")
     demo.add_argument("--out", type=Path, default=Path("sciml_out"), help="output folder (default ./sciml_out)")
     demo.add_argument("--device", default="auto", help="auto, cpu or cuda[:i] (default auto)")
-    bench = sub.add_parser("bench", help="run a benchmark and print its table (JSON with --json)")
+    bench = sub.add_parser("bench", add_help=False, help="run a benchmark and print its table (JSON with --json)")
     bench.add_argument("name")
     bench.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
-    train = sub.add_parser("train", help="train a solver's network (reproduces the shipped weights)")
+    train = sub.add_parser("train", add_help=False, help="train a solver's network (reproduces the shipped weights)")
     train.add_argument("name")
+    for solver_parser in (bench, train):  # NAME's own parser answers --help with its options
+        solver_parser.add_argument("-h", "--help", action="store_true", help="show NAME's own options")
     return parser
 
 
@@ -131,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if rest and args.command not in ("bench", "train"):
         _parser().error(f"unrecognised arguments: {' '.join(rest)}")
+    if args.command in ("bench", "train") and args.help:
+        rest = ["--help", *rest]
     if args.command == "list":
         return cmd_list()
     if args.command == "demo":

@@ -74,3 +74,13 @@ def test_unknown_names_give_clear_errors():
         main(["bench", "poisson"])
     with pytest.raises(SystemExit, match="nothing to train"):
         main(["train", "poisson"])
+
+
+def test_bench_and_train_help_show_the_solvers_own_options(capsys):
+    """``sciml train NAME --help`` reaches NAME's parser instead of the generic subcommand help."""
+    for command, option in ((["train", "lpn", "--help"], "--stages"), (["bench", "linalg", "-h"], "--sizes")):
+        with pytest.raises(SystemExit) as stop:
+            main(command)
+        assert stop.value.code == 0
+        out = capsys.readouterr().out
+        assert f"sciml {command[0]} {command[1]}" in out and option in out, out
