@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--patch", type=int, default=40)
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--layers", type=int, default=None)
+    p.add_argument("--dilations", type=int, nargs="*", default=None,
+                   help="dilation of each constrained conv (layers - 1 values; default all 1), images only")
     p.add_argument("--beta", type=float, default=None)
     p.add_argument("--alpha", type=float, default=None)
     p.add_argument("--steps", type=int, default=2000)
@@ -72,7 +74,7 @@ def train(argv: list[str]) -> int:
     else:
         from solvers.lpn.data import sample_patches
         model = LPN(in_channels=1, hidden=pick["hidden"], layers=pick["layers"], kernel_size=3,
-                    beta=pick["beta"], alpha=pick["alpha"])
+                    beta=pick["beta"], alpha=pick["alpha"], dilations=args.dilations)
         sampler, sample_shape = sample_patches(args.data, args.patch), (1, args.patch, args.patch)
         gamma_min = args.gamma_min if args.gamma_min is not None else default_gamma_min(sample_shape)
         name = args.name or ("lpn-gray" if args.data == "images" else "lpn-ct")

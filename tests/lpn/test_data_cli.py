@@ -31,7 +31,7 @@ def test_phantoms_in_unit_range():
     assert s.shape == (64, 64) and 0 <= s.min() and s.max() <= 1
 
 
-@pytest.mark.parametrize("name", ["lpn-gray", "lpn-laplace-pm", "lpn-laplace-l2"])
+@pytest.mark.parametrize("name", ["lpn-gray", "lpn-gray-h48", "lpn-laplace-pm", "lpn-laplace-l2"])
 def test_shipped_weights_have_recipe_and_are_small(name):
     from sciml.pretrained import data_dir
     from solvers.lpn.model import load_lpn
@@ -78,3 +78,16 @@ def test_bench_small_sections():
     out = run(["--only", "exactness", "denoising", "--size", "96", "--device", "cpu"])
     assert out["targets"]["exact_prox"]
     assert out["denoising"]["mean_lpn_psnr"] > out["denoising"]["mean_noisy_psnr"] + 5
+
+
+def test_train_cli_dilations_and_recipe(tmp_path):
+    from solvers.lpn.commands import train
+    from solvers.lpn.model import load_lpn
+    out = tmp_path / "tiny.safetensors"
+    argv = ["--data", "images", "--patch", "8", "--layers", "3", "--hidden", "4", "--dilations", "1", "2",
+            "--steps", "2", "--batch-size", "2", "--out", str(out), "--checkpoint-dir", str(tmp_path / "ck")]
+    assert train(argv) == 0
+    model = load_lpn(out)
+    assert model.config["dilations"] == [1, 2] and model.config["hidden"] == 4
+    assert model.recipe["command"] == "sciml train lpn " + " ".join(argv)
+    assert model.potential.min_constrained_weight() >= 0.0

@@ -128,7 +128,8 @@ def test_proximal_matching_limit_tends_to_soft_thresholding():
     """The loss's own minimiser approaches soft-thresholding as gamma shrinks (and not before)."""
     from solvers.lpn.laplace import proximal_matching_limit
     y = torch.linspace(-4, 4, 81, dtype=torch.float64)
-    errors = [float((proximal_matching_limit(y, g) - soft_threshold(y, 1.0)).abs().max()) for g in (0.2, 0.1, 0.05)]
+    errors = [float((proximal_matching_limit(y, g, grid=3001) - soft_threshold(y, 1.0)).abs().max())
+              for g in (0.2, 0.1, 0.05)]  # grid 3001: the same errors (0.177, 0.112, 0.065) as 8001, 8x faster
     assert errors[0] > errors[1] > errors[2]
     assert 0.1 < errors[1] < 0.15 and errors[2] < 0.08
     with pytest.raises(ValueError, match="gamma must be positive"):
