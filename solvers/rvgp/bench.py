@@ -107,29 +107,29 @@ def _sphere_outside(n: int, seed: int):
     return points, truth, hole
 
 
-def _sphere_hole(n, rank, device, noise, seed, frames) -> list[dict]:
+def _inpaint_at_two_noise_levels(label, points, truth, train, test, rank, device, noise, seed, frames) -> list[dict]:
+    """RVGP vs the Euclidean GP on one split, noise-free and at ``noise`` (one graph, one eigenbasis)."""
     from geometry.manifold import ManifoldGraph
     from solvers.rvgp.experiments import compare
     from solvers.rvgp.spectrum import connection_eigenpairs
-    rows = []
+    graph = ManifoldGraph.from_points(points, dim=2, frames=frames)
+    pairs = connection_eigenpairs(graph, rank, device=device)
+    return [_clean(compare(label, points, truth, train, test, noise=level, rank=rank, device=device, seed=seed,
+                           graph=graph, eigenpairs=pairs)) for level in (0.0, noise)]
+
+
+def _sphere_hole(n, rank, device, noise, seed, frames) -> list[dict]:
     rng = np.random.default_rng(seed)
     # large hole: 0.8 rad cap away from the zeros, on the source field
     points, truth, hole = _sphere_outside(n, seed)
     outside = np.flatnonzero(~hole)
     train, test = np.sort(rng.permutation(outside)[: len(outside) // 2]), np.flatnonzero(hole)
-    graph = ManifoldGraph.from_points(points, dim=2, frames=frames)
-    pairs = connection_eigenpairs(graph, rank, device=device)
-    for level in (0.0, noise):
-        rows.append(_clean(compare("large hole sphere 0.8 rad", points, truth, train, test, noise=level, rank=rank,
-                                   device=device, seed=seed, graph=graph, eigenpairs=pairs)))
-    return rows
+    return _inpaint_at_two_noise_levels("large hole sphere 0.8 rad", points, truth, train, test, rank, device,
+                                        noise, seed, frames)
 
 
 def _spiral(n, rank, device, noise, seed, frames) -> list[dict]:
-    from geometry.manifold import ManifoldGraph
-    from solvers.rvgp.experiments import compare, make_case
-    from solvers.rvgp.spectrum import connection_eigenpairs
-    rows = []
+    from solvers.rvgp.experiments import make_case
     rng = np.random.default_rng(seed)
     rng.permutation(int((~_sphere_outside(n, seed)[2]).sum()))   # the sphere hole's draw: same split as before
     # thin gap: spiral sheet with layers 0.3 apart, 1.2 long hole through the middle layer. Kept from
@@ -142,12 +142,8 @@ def _spiral(n, rank, device, noise, seed, frames) -> list[dict]:
     hole = np.abs(s - s.max() / 2) < 0.6
     outside = np.flatnonzero(~hole)
     train, test = np.sort(rng.permutation(outside)[:600]), np.flatnonzero(hole)
-    graph = ManifoldGraph.from_points(points, dim=2, frames=frames)
-    pairs = connection_eigenpairs(graph, rank, device=device)
-    for level in (0.0, noise):
-        rows.append(_clean(compare("thin gap spiral (gap 0.3)", points, truth, train, test, noise=level, rank=rank,
-                                   device=device, seed=seed, graph=graph, eigenpairs=pairs)))
-    return rows
+    return _inpaint_at_two_noise_levels("thin gap spiral (gap 0.3)", points, truth, train, test, rank, device,
+                                        noise, seed, frames)
 
 
 def variational(n: int, rank: int, device: str, seed: int = 0) -> dict:
