@@ -30,13 +30,20 @@ logger = logging.getLogger(__name__)
 
 SECTIONS = ("exactness", "laplace", "prior", "denoising", "deblurring", "inpainting", "cs", "ct")
 
-# PnP settings, chosen on the *training* image "chelsea" (CT: on a random-ellipse phantom), never on
-# held-out images. init "tv" / "given" (CT: the FBP) and the input clip are safeguards against
-# divergence of the small shipped model (see experiments.inverse_problem and pnp.lpn_denoiser).
-SETTINGS = {"deblurring": dict(rho=0.1, data_weight=1.0, pgd_step=1.9, init="adjoint"),
+# PnP settings, chosen on the *training* images chelsea, rocket and coins (CT: on random-ellipse
+# phantoms), never on held-out images or Shepp-Logan. init "tv" / "given" (CT: the FBP) and the input
+# clip are safeguards against divergence of the small shipped models (see experiments.inverse_problem
+# and pnp.lpn_denoiser); patience=3 is the stopping rule of pnp (stop once ||x_k+1 - x_k|| has risen
+# three times in a row, return the iterate of smallest step), needed because a learned prox is not
+# non-expansive. rho: ADMM minimises (1/2)||Ax - y||^2 + rho R(x); with ||A|| = 1, the CT noise
+# (0.5 / ||A_radon|| = 0.008 per ray) and a prox trained at sigma 0.1, MAP weighting is
+# rho ~ 0.008^2 / 0.1^2 ~ 0.007, which is why CT needs a much smaller rho than deblurring.
+SETTINGS = {"deblurring": dict(rho=0.05, data_weight=1.0, pgd_step=1.9, init="adjoint", patience=3),
             "inpainting": dict(rho=0.1, data_weight=1.0, pgd_step=1.9, init="tv", clip=(0.0, 1.0)),
             "cs": dict(rho=0.1, data_weight=1.0, pgd_step=0.3, init="tv"),
-            "ct": dict(rho=0.1, data_weight=1.0, init="given", clip=(0.0, 1.0))}
+            "ct": dict(rho=0.01, data_weight=1.0, init="given", clip=(0.0, 1.0), patience=3)}
+# default model per PnP problem when --pnp-model is not given (else --model)
+PROBLEM_MODELS = {"deblurring": "lpn-gray-h48"}
 
 
 def _strip(result: dict) -> dict:
@@ -63,6 +70,8 @@ def run(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="sciml bench lpn", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="lpn-gray", help="shipped name or path of the image LPN")
     parser.add_argument("--ct-model", default=None, help="LPN for CT (default lpn-ct if shipped, else --model)")
+    parser.add_argument("--pnp-model", default=None,
+                        help=f"LPN for deblurring/inpainting/cs (default: {PROBLEM_MODELS} per problem, else --model)")
     parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS)
     parser.add_argument("--only", nargs="*", default=None, choices=SECTIONS)
     parser.add_argument("--size", type=int, default=256, help="held-out image crop for denoising")
@@ -74,7 +83,8 @@ def run(argv: list[str] | None = None) -> dict:
     sections = [s for s in (args.only or SECTIONS) if s not in args.skip]
     started = time.perf_counter()
     model = load_lpn(args.model, device=args.device)
-    out: dict = {"benchmark": "lpn", "model": args.model, "device": args.device, "torch": torch.__version__,
+    out: dict = {"benchmark": "lpn", "command": "sciml bench lpn " + " ".join(argv if argv is not None else []),
+                 "model": args.model, "device": args.device, "torch": torch.__version__,
                  "threads": torch.get_num_threads(), "sections": sections, "settings": SETTINGS}
     rows: list[dict] = []
     images = heldout_images(args.size)
@@ -107,6 +117,8 @@ def run(argv: list[str] | None = None) -> dict:
         if problem not in sections:
             continue
         results = {}
+        pnp_name = args.pnp_model or PROBLEM_MODELS.get(problem, args.model)
+        pnp_model = model if pnp_name == args.model else load_lpn(pnp_name, device=args.device)
         for name, clean in small.items():
             shape = clean.shape
             if problem == "deblurring":
@@ -116,13 +128,13 @@ def run(argv: list[str] | None = None) -> dict:
             else:
                 crop = clean[:64, :64]
                 A, noise, clean = compressed_sensing(crop.shape, crop.size // 2, g, device=args.device), 0.01, crop
-            r = ex.inverse_problem(model, A, clean, noise, maxiter=args.maxiter, seed=args.seed,
+            r = ex.inverse_problem(pnp_model, A, clean, noise, maxiter=args.maxiter, seed=args.seed,
                                    **SETTINGS[problem])
             results[name] = _strip(r)
             rows += _inverse_rows(f"{problem}/{name}", r)
         summary = {m: {k: float(np.mean([r[m][k] for r in results.values()])) for k in ("psnr", "ssim")}
                    for m in ("lpn_admm", "lpn_pgd", "tv_admm")}
-        out[problem] = {"images": results, "mean": summary,
+        out[problem] = {"model": pnp_name, "images": results, "mean": summary,
                         "lpn_admm_beats_tv_psnr": summary["lpn_admm"]["psnr"] > summary["tv_admm"]["psnr"],
                         "lpn_admm_beats_tv_ssim": summary["lpn_admm"]["ssim"] > summary["tv_admm"]["ssim"]}
     if "ct" in sections:

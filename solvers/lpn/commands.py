@@ -20,9 +20,10 @@ logger = logging.getLogger(__name__)
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sciml train lpn", description="Train a learned proximal network (denoiser "
                                 "at one noise level) and save it as data/NAME.safetensors + NAME.json.")
-    p.add_argument("--data", choices=["images", "ellipses", "laplace"], default="images",
+    p.add_argument("--data", choices=["images", "ellipses", "ellipses-shell", "laplace"], default="images",
                    help="images: skimage photographs + lfw faces (training split); ellipses: random CT "
-                        "phantoms; laplace: the 1-D Laplacian experiment")
+                        "phantoms (ellipses-shell: half of them with a bright outer shell); laplace: the 1-D "
+                        "Laplacian experiment")
     p.add_argument("--name", default=None, help="output name in data/ (default lpn-gray, lpn-ct, lpn-laplace-LOSS)")
     p.add_argument("--out", type=Path, default=None, help="output .safetensors path (overrides --name)")
     p.add_argument("--loss", choices=LOSSES, default="pm", help="pm: l1 pretraining then proximal matching")
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
 _DEFAULTS = {"images": dict(hidden=32, layers=5, beta=100.0, alpha=1e-6, batch_size=16, noise=0.1),
              "ellipses": dict(hidden=32, layers=5, beta=100.0, alpha=1e-6, batch_size=16, noise=0.1),
+             "ellipses-shell": dict(hidden=32, layers=5, beta=100.0, alpha=1e-6, batch_size=16, noise=0.1),
              "laplace": dict(hidden=50, layers=4, beta=10.0, alpha=1e-6, batch_size=2000, noise=1.0)}
 
 

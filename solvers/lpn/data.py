@@ -4,7 +4,8 @@
   (:data:`TRAIN_IMAGES`) and a held-out set (:data:`HELDOUT_IMAGES`).
 * ``lfw_subset``: 200 face crops of 25 x 25 bundled with scikit-image; faces 0-159 train,
   160-199 are held out.
-* Random-ellipse phantoms for CT training (:func:`ellipse_phantom`) and the Shepp-Logan
+* Random-ellipse phantoms for CT training (:func:`ellipse_phantom`, optionally with a bright
+  skull-like outer shell) and the Shepp-Logan
   phantom for evaluation (:func:`shepp_logan`).
 
 Images are float64 numpy arrays in ``[0, 1]``.
@@ -90,7 +91,8 @@ def faces(split: str = "train") -> np.ndarray:
     return _lfw()[_FACES_TRAIN if split == "train" else _FACES_HELDOUT]
 
 
-def ellipse_phantom(size: int, generator: np.random.Generator, n_ellipses: int | None = None) -> np.ndarray:
+def ellipse_phantom(size: int, generator: np.random.Generator, n_ellipses: int | None = None,
+                    shell_probability: float = 0.0) -> np.ndarray:
     """A random phantom of overlapping ellipses (additive intensities, clipped to ``[0, 1]``).
 
     Parameters
@@ -100,6 +102,10 @@ def ellipse_phantom(size: int, generator: np.random.Generator, n_ellipses: int |
     generator : numpy Generator
     n_ellipses : int, optional
         Default: random in ``[4, 12]``.
+    shell_probability : float
+        Probability of a bright outer shell (``0.7-1.0``, 1-4 pixels thick at ``N = 128``) around
+        a darker body (``0.1-0.4``), as in head phantoms with a skull; otherwise (and for the
+        default 0) the body is a plain ellipse of intensity ``0.2-0.6``.
 
     Returns
     -------
@@ -110,7 +116,14 @@ def ellipse_phantom(size: int, generator: np.random.Generator, n_ellipses: int |
     yy, xx = np.meshgrid(coords, coords, indexing="ij")
     image = np.zeros((size, size))
     outer = generator.uniform(0.7, 0.95, size=2)
-    image[(xx / outer[0]) ** 2 + (yy / outer[1]) ** 2 <= 1] = generator.uniform(0.2, 0.6)
+    body = (xx / outer[0]) ** 2 + (yy / outer[1]) ** 2 <= 1
+    if shell_probability > 0 and generator.uniform() < shell_probability:
+        thickness = generator.uniform(0.02, 0.07)
+        inner = (xx / (outer[0] - thickness)) ** 2 + (yy / (outer[1] - thickness)) ** 2 <= 1
+        image[body] = generator.uniform(0.7, 1.0)
+        image[inner] = generator.uniform(0.1, 0.4)
+    else:
+        image[body] = generator.uniform(0.2, 0.6)
     for _ in range(n):
         cx, cy = generator.uniform(-0.6, 0.6, size=2)
         a, b = generator.uniform(0.03, 0.35, size=2)
@@ -171,14 +184,16 @@ class PatchSampler:
 
 
 def sample_patches(kind: str, patch: int) -> PatchSampler:
-    """The training sampler of a data set: ``"images"`` (photographs + faces) or ``"ellipses"``."""
+    """The training sampler of a data set: ``"images"`` (photographs + faces), ``"ellipses"`` or
+    ``"ellipses-shell"`` (200 random phantoms of 128 x 128, half of them with a bright outer shell)."""
     if kind == "images":
         images = training_images() + list(faces("train"))
         # every photograph equally likely; the 160 faces together count as two photographs
         n_faces = len(faces("train"))
         weights = [1.0] * len(TRAIN_IMAGES) + [2.0 / n_faces] * n_faces
         return PatchSampler(images, patch, weights)
-    if kind == "ellipses":
+    if kind in ("ellipses", "ellipses-shell"):
         rng = np.random.default_rng(12345)
-        return PatchSampler([ellipse_phantom(128, rng) for _ in range(200)], patch)
-    raise ValueError(f"unknown training data {kind!r}; use 'images' or 'ellipses'")
+        shell = 0.5 if kind == "ellipses-shell" else 0.0
+        return PatchSampler([ellipse_phantom(128, rng, shell_probability=shell) for _ in range(200)], patch)
+    raise ValueError(f"unknown training data {kind!r}; use 'images', 'ellipses' or 'ellipses-shell'")

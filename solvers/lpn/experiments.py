@@ -146,13 +146,16 @@ def denoising(model: LPN, images: dict[str, np.ndarray], sigma: float = 0.1, see
 def inverse_problem(model: LPN, A, clean: np.ndarray, noise: float, *, rho: float = 1.0, data_weight: float = 1.0,
                     pgd_step: float = 1.0, maxiter: int = 30, tv_weights=(0.005, 0.01, 0.02, 0.04, 0.08),
                     tv_rho: float = 1.0, init: str = "adjoint", seed: int = 0, extra: dict | None = None,
-                    x0: torch.Tensor | None = None, clip: tuple[float, float] | None = None) -> dict:
+                    x0: torch.Tensor | None = None, clip: tuple[float, float] | None = None,
+                    patience: int | None = None) -> dict:
     """One inverse problem ``y = A x + noise``: LPN PnP-ADMM and PnP-PGD vs TV-ADMM (best weight).
 
     ``init="adjoint"`` starts the LPN solvers at ``A^T y`` (the paper's choice for deblurring);
     ``init="tv"`` starts them at the TV-ADMM result (for operators whose ``A^T y`` lies far from
     natural images, such as inpainting and compressed sensing); ``init="given"`` starts them at ``x0``
-    (for CT: the filtered back-projection).
+    (for CT: the filtered back-projection). ``patience`` is the stopping rule of
+    :mod:`solvers.lpn.pnp` for both LPN solvers (default off: the paper's plain algorithms);
+    TV-ADMM always runs plain.
     """
     device, dtype = A.device, A.dtype
     x = torch.as_tensor(clean, dtype=dtype, device=device)
@@ -171,18 +174,19 @@ def inverse_problem(model: LPN, A, clean: np.ndarray, noise: float, *, rho: floa
     x0 = best[1].x if init == "tv" else (x0 if init == "given" else None)
     den = lpn_denoiser(model, clip)
     admm = pnp_admm(A, y, den, shape, rho=rho, data_weight=data_weight, maxiter=maxiter, reference=x, tol=1e-5,
-                    x0=x0)
+                    x0=x0, patience=patience)
     pgd = pnp_pgd(A, y, den, shape, step=pgd_step, data_weight=data_weight, maxiter=maxiter, reference=x, tol=1e-5,
-                  x0=x0)
+                  x0=x0, patience=patience)
     rows = {}
     for label, res in (("lpn_admm", admm), ("lpn_pgd", pgd), ("tv_admm", best[1])):
         rows[label] = {"psnr": psnr(res.x, x), "ssim": ssim(res.x.clamp(0, 1), x), "iterations": res.iterations,
                        "seconds": res.seconds, "final_relative_step": res.history["relative_step"][-1],
-                       "relative_step": res.history["relative_step"], "psnr_history": res.history["psnr"]}
+                       "relative_step": res.history["relative_step"], "psnr_history": res.history["psnr"],
+                       "stop_reason": res.stop_reason, "returned_iteration": res.returned_iteration}
     rows["tv_admm"]["weight"] = best[0]
     adjoint = A.rmatvec(y).reshape(shape)
     out = {"noise": noise, "shape": list(shape), "measurements": A.shape[0], "rho": rho, "data_weight": data_weight,
-           "init": init, "clip": clip,
+           "init": init, "clip": clip, "patience": patience,
            "pgd_step": pgd_step, **rows, "adjoint_psnr": psnr(adjoint, x), **(extra or {})}
     out["lpn_admm_minus_tv_db"] = rows["lpn_admm"]["psnr"] - rows["tv_admm"]["psnr"]
     out["results"] = {"lpn_admm": admm.x.cpu(), "lpn_pgd": pgd.x.cpu(), "tv_admm": best[1].x.cpu(),
@@ -203,12 +207,14 @@ def operator_norm(A, iterations: int = 30, seed: int = 0) -> float:
 def sparse_view_ct(model: LPN, size: int = 128, angles: int = 30, noise: float = 0.5, rho: float = 1.0,
                    data_weight: float = 1.0, maxiter: int = 40, device="cpu", seed: int = 0,
                    phantom: np.ndarray | None = None, init: str = "adjoint",
-                   clip: tuple[float, float] | None = None) -> dict:
+                   clip: tuple[float, float] | None = None, tv_rho: float = 0.1,
+                   patience: int | None = None) -> dict:
     """Sparse-view parallel-beam CT: PnP-ADMM vs filtered back-projection (and TV-ADMM).
 
     The Radon matrix is scaled by its norm for the PnP solvers (the same problem, better
     conditioned ADMM parameters); FBP uses the unscaled sinogram. ``noise`` is the standard
     deviation of the Gaussian noise on the unscaled sinogram. ``phantom`` defaults to Shepp-Logan.
+    ``patience`` goes to :func:`inverse_problem`; the TV-ADMM baseline runs with its own ``tv_rho`` (its weights are searched at that penalty).
     """
     from sciml.linalg.imaging import filtered_back_projection, radon_matrix
     from solvers.lpn.data import shepp_logan
@@ -224,7 +230,8 @@ def sparse_view_ct(model: LPN, size: int = 128, angles: int = 30, noise: float =
     # same noise realisation (same seed and shape), measured through the normalised operator
     out = inverse_problem(model, A * (1.0 / scale), phantom, noise / scale, rho=rho, data_weight=data_weight,
                           maxiter=maxiter, pgd_step=1.0, seed=seed, tv_weights=(0.005, 0.01, 0.02, 0.04, 0.08),
-                          tv_rho=rho, init=init, x0=fbp[best] if init == "given" else None, clip=clip,
+                          tv_rho=tv_rho, init=init, x0=fbp[best] if init == "given" else None, clip=clip,
+                          patience=patience,
                           extra={"angles": angles, "size": size, "radon_norm": scale, "sinogram_noise": noise})
     out["fbp"] = {"psnr": psnr(fbp[best], x), "ssim": ssim(fbp[best].clamp(0, 1), x), "filter": best}
     out["lpn_admm_minus_fbp_db"] = out["lpn_admm"]["psnr"] - out["fbp"]["psnr"]

@@ -8,6 +8,16 @@ for a forward operator ``A`` given as a :class:`sciml.linalg.LinearOperator` wit
 with the regulariser entering only through its prox (an LPN, or TV via Chambolle's algorithm
 for the classical baseline). Iterates are monitored through ``||x_{k+1} - x_k||``, and
 every run returns its history.
+
+A learned prox is exact but in general *not* non-expansive: the Jacobian of an LPN is
+symmetric PSD with eigenvalues above 1 (its ``R`` is non-convex). Where ``A`` has a (near)
+null space -- blur at high frequencies, sparse-view CT -- both schemes then reduce to repeated
+application of the prox, which can drift away from the data (penalty continuation, growing
+``rho``, does not help with a denoiser of fixed strength: it turns ADMM into repeated denoising).
+The optional safeguard ``patience=P`` (off by default, which is the paper's plain algorithm) is a
+stopping rule on ``||x_{k+1} - x_k||``: once the relative step has risen in ``P`` consecutive
+iterations, the run stops and returns the iterate with the smallest relative step seen
+(``PnPResult.returned_iteration``).
 """
 from __future__ import annotations
 
@@ -47,6 +57,10 @@ class PnPResult:
         ``"step"``: ``||x_{k+1} - x_k||``; ``"relative_step"``: the same divided by ``||x_k||``;
         ``"data_misfit"``: ``||A x_k - y|| / ||y||``; ``"psnr"``: when a reference was given.
     seconds : float
+    stop_reason : str
+        ``"tol"``, ``"maxiter"`` or ``"diverging"`` (the ``patience`` rule fired).
+    returned_iteration : int
+        The iteration whose iterate is ``x`` (the last one unless the ``patience`` rule fired).
     """
 
     x: torch.Tensor
@@ -54,6 +68,29 @@ class PnPResult:
     converged: bool
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    stop_reason: str = "maxiter"
+    returned_iteration: int = 0
+
+
+class _Guard:
+    """The ``patience`` stopping rule: stop once the relative step rose ``patience`` times in a row."""
+
+    def __init__(self, patience: int | None):
+        if patience is not None and patience < 1:
+            raise ValueError(f"patience={patience} must be a positive number of iterations (or None to disable)")
+        self.patience = patience
+        self.best: tuple[float, int, torch.Tensor | None] = (float("inf"), 0, None)
+        self.previous, self.rises = float("inf"), 0
+
+    def update(self, k: int, rel: float, x: torch.Tensor) -> bool:
+        """Record iteration ``k``; returns True when the run should stop as diverging."""
+        if self.patience is None:
+            return False
+        if rel < self.best[0]:
+            self.best = (rel, k, x)
+        self.rises = self.rises + 1 if rel > self.previous else 0
+        self.previous = rel
+        return self.rises >= self.patience
 
 
 def lpn_denoiser(model: LPN, clip: tuple[float, float] | None = None) -> Denoiser:
@@ -122,7 +159,7 @@ class _Monitor:
 def pnp_admm(A: LinearOperator, y: torch.Tensor, denoiser: Denoiser, shape: tuple[int, int], *,
              rho: float = 1.0, data_weight: float = 1.0, maxiter: int = 30, tol: float = 1e-4,
              x0: torch.Tensor | None = None, reference: torch.Tensor | None = None, cg_rtol: float = 1e-6,
-             cg_maxiter: int = 100, callback: Callable | None = None) -> PnPResult:
+             cg_maxiter: int = 100, callback: Callable | None = None, patience: int | None = None) -> PnPResult:
     """Plug-and-play ADMM (scaled form).
 
     ``x = argmin (w/2)||A x - y||^2 + (rho/2)||x - (z - u)||^2`` (by CG on
@@ -146,20 +183,25 @@ def pnp_admm(A: LinearOperator, y: torch.Tensor, denoiser: Denoiser, shape: tupl
     reference : (H, W) tensor, optional
         Ground truth, to record the PSNR of every iterate.
     callback : callable ``(k, z_k, relative_step)``, optional
+    patience : int, optional
+        Stop once ``||z_{k+1} - z_k|| / ||z_k||`` has risen in ``patience`` consecutive
+        iterations and return the iterate of smallest relative step (default: off).
 
     Returns
     -------
     PnPResult
     """
     _check(A, y, shape)
+    if rho <= 0:
+        raise ValueError(f"the ADMM penalty rho must be positive, got {rho}")
     started = time.perf_counter()
     n = shape[0] * shape[1]
     system = data_weight * (A.T @ A) + rho * Identity(n, dtype=A.dtype, device=A.device)
     aty = data_weight * A.rmatvec(y)
     x = (A.rmatvec(y) if x0 is None else x0.reshape(-1)).clone()
     z, u = x.reshape(shape).clone(), torch.zeros(shape, dtype=y.dtype, device=y.device)
-    monitor = _Monitor(A, y, reference, callback)
-    converged, k = False, 0
+    monitor, guard = _Monitor(A, y, reference, callback), _Guard(patience)
+    converged, k, reason = False, 0, "maxiter"
     for k in range(1, maxiter + 1):
         rhs = aty + rho * (z - u).reshape(-1)
         x = cg(system, rhs, x.reshape(-1), rtol=cg_rtol, maxiter=cg_maxiter, dtype=None).x.reshape(shape)
@@ -168,31 +210,43 @@ def pnp_admm(A: LinearOperator, y: torch.Tensor, denoiser: Denoiser, shape: tupl
         rel = monitor.record(k, z_new, z)
         z = z_new
         if rel < tol:
-            converged = True
+            converged, reason = True, "tol"
             break
-    return PnPResult(z, k, converged, monitor.history, time.perf_counter() - started)
+        if guard.update(k, rel, z):
+            reason = "diverging"
+            break
+    returned = k
+    if reason == "diverging":
+        _, returned, z = guard.best
+    return PnPResult(z, k, converged, monitor.history, time.perf_counter() - started, reason, returned)
 
 
 def pnp_pgd(A: LinearOperator, y: torch.Tensor, denoiser: Denoiser, shape: tuple[int, int], *,
             step: float = 1.0, data_weight: float = 1.0, maxiter: int = 50, tol: float = 1e-4,
             x0: torch.Tensor | None = None, reference: torch.Tensor | None = None,
-            callback: Callable | None = None) -> PnPResult:
+            callback: Callable | None = None, patience: int | None = None) -> PnPResult:
     """Plug-and-play proximal gradient descent: ``x = D(x - step * w A^T (A x - y))``.
 
     Parameters as for :func:`pnp_admm`; ``step`` is the gradient step (below ``2 / (w ||A||^2)``
-    for a convergent gradient step).
+    for a convergent gradient step; ``1 / (w ||A||^2)`` is the classical choice).
     """
     _check(A, y, shape)
     started = time.perf_counter()
     x = (A.rmatvec(y) if x0 is None else x0.reshape(-1)).reshape(shape).clone()
-    monitor = _Monitor(A, y, reference, callback)
-    converged, k = False, 0
+    monitor, guard = _Monitor(A, y, reference, callback), _Guard(patience)
+    converged, k, reason = False, 0, "maxiter"
     for k in range(1, maxiter + 1):
         grad = data_weight * A.rmatvec(A.matvec(x.reshape(-1)) - y).reshape(shape)
         x_new = denoiser(x - step * grad)
         rel = monitor.record(k, x_new, x)
         x = x_new
         if rel < tol:
-            converged = True
+            converged, reason = True, "tol"
             break
-    return PnPResult(x, k, converged, monitor.history, time.perf_counter() - started)
+        if guard.update(k, rel, x):
+            reason = "diverging"
+            break
+    returned = k
+    if reason == "diverging":
+        _, returned, x = guard.best
+    return PnPResult(x, k, converged, monitor.history, time.perf_counter() - started, reason, returned)

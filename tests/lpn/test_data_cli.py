@@ -29,9 +29,17 @@ def test_phantoms_in_unit_range():
     assert p.shape == (32, 32) and 0 <= p.min() and p.max() <= 1 and p.std() > 0
     s = data.shepp_logan(64)
     assert s.shape == (64, 64) and 0 <= s.min() and s.max() <= 1
+    # default: no shell, the same phantom as before the option existed; shell_probability=1: a bright rim
+    q = data.ellipse_phantom(32, np.random.default_rng(0), shell_probability=0.0)
+    assert np.array_equal(p, q)
+    rim = [data.ellipse_phantom(64, np.random.default_rng(k), n_ellipses=0, shell_probability=1.0)
+           for k in range(3)]
+    assert all(r.max() >= 0.7 and r[32, 32] <= 0.4 for r in rim)
+    with pytest.raises(ValueError, match="ellipses-shell"):
+        data.sample_patches("phantoms", 8)
 
 
-@pytest.mark.parametrize("name", ["lpn-gray", "lpn-gray-h48", "lpn-laplace-pm", "lpn-laplace-l2"])
+@pytest.mark.parametrize("name", ["lpn-gray", "lpn-gray-h48", "lpn-ct", "lpn-laplace-pm", "lpn-laplace-l2"])
 def test_shipped_weights_have_recipe_and_are_small(name):
     from sciml.pretrained import data_dir
     from solvers.lpn.model import load_lpn
