@@ -141,7 +141,7 @@ def inverse_section(args, model: DGNO, test, train) -> dict:
         a_enc = model.a_field(model.encode(torch.tensor(test.a[:args.targets], dtype=torch.float32)), x).numpy()
     out = {"settings": {"prior": prior_info, "init": args.inverse_init, "data_term": args.data_term,
                         "w_obs": args.w_obs, "w_prior": args.w_prior, "w_physics": args.w_physics,
-                        "members": args.members,
+                        "members": args.members, "perturb_prior": args.perturb_prior,
                         "steps": args.inverse_steps, "n_centres": args.inverse_centres}}
     for n_obs in args.n_obs:
         rows = []
@@ -150,7 +150,8 @@ def inverse_section(args, model: DGNO, test, train) -> dict:
             res = solve_inverse(model, obs, members=args.members, steps=args.inverse_steps,
                                 n_centres=args.inverse_centres, seed=t, prior=prior, init=args.inverse_init,
                                 data_term=args.data_term, w_obs=args.w_obs, w_prior=args.w_prior,
-                                w_physics=args.w_physics)
+                                w_physics=args.w_physics,
+                                perturb_prior=args.perturb_prior and prior is not None)
             a, u = test.a[t], test.u[t]
             err = np.abs(res.a_mean - a)
             high = err > np.median(err)
@@ -236,7 +237,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", type=int, default=5)
     p.add_argument("--n-obs", type=int, nargs="*", default=[100, 25])
     p.add_argument("--snr", type=float, default=25.0)
-    p.add_argument("--members", type=int, default=8)
+    p.add_argument("--members", type=int, default=32)
     p.add_argument("--inverse-steps", type=int, default=400)
     p.add_argument("--inverse-centres", type=int, default=32, help="Wendland test functions per inverse step")
     p.add_argument("--inverse-prior", choices=["none", "stored", "fit"], default="stored",
@@ -250,6 +251,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--w-prior", type=float, default=1.0)
     p.add_argument("--w-physics", type=float, default=1000.0,
                    help="weight of the physics loss in the inverse solve (authors: 1, with --data-term relative)")
+    p.add_argument("--perturb-prior", action=argparse.BooleanOptionalAction, default=True,
+                   help="randomised maximum likelihood: each member also draws its own prior mean "
+                        "(--no-perturb-prior: only the data are perturbed; the authors: one point estimate)")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE))
     p.add_argument("--device", default="cpu")
     p.add_argument("--progress", action="store_true")

@@ -16,7 +16,7 @@ from sciml.train import TrainConfig, reproducing_command
 from solvers.dgno.darcy import generate_darcy, sample_coefficient
 from solvers.dgno.latent import LatentPrior
 from solvers.dgno.model import DGNO, DGNOConfig, train_dgno
-from solvers.dgno.refine import refine_latent
+from solvers.dgno.refine import refine_latent, refine_solution_decoders
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--refine-batch", type=int, default=32)
     p.add_argument("--refine-decay-every", type=int, default=0)
     p.add_argument("--refine-w-u", type=float, default=100.0, help="weight keeping u(Enc(a)) on its value before")
+    p.add_argument("--physics-steps", type=int, default=0,
+                   help="then continue the physics training of the u- and flux decoders only, encoder and "
+                        "a-decoder frozen (solvers.dgno.refine.refine_solution_decoders) for this many steps")
+    p.add_argument("--physics-lr", type=float, default=3e-4)
+    p.add_argument("--physics-batch", type=int, default=16)
+    p.add_argument("--physics-decay-every", type=int, default=2500)
     p.add_argument("--init-weights", default=None,
                    help="start from these DGNO weights (same sizes) instead of at random")
     p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "sciml" / "dgno"))
@@ -61,7 +67,9 @@ def train(argv: list[str] | None = None) -> int:
     """Train with the given options (resumable from ``--cache-dir``) and write ``NAME.safetensors`` + ``NAME.json``.
 
     Stage 1 is the authors' DGNO loss (skipped with ``--steps 0 --init-weights W``); stage 2, with
-    ``--refine-steps N``, is the latent refinement of :mod:`solvers.dgno.refine`. The latent prior
+    ``--refine-steps N``, is the latent refinement of :mod:`solvers.dgno.refine`; stage 3, with
+    ``--physics-steps N``, continues the physics training of the u- and flux decoders with the latent frozen
+    (:func:`solvers.dgno.refine.refine_solution_decoders`). The latent prior
     of the inverse solve is then fitted to the training encodings and stored with the weights.
     """
     args = _parser().parse_args(argv)
@@ -97,6 +105,16 @@ def train(argv: list[str] | None = None) -> int:
         model, res = refine_latent(model, a_train, tc, w_u=args.refine_w_u, lr_decay_every=args.refine_decay_every)
         refined = {"steps": res.steps, "final_loss_mean_last100": float(np.mean(res.losses[-100:])),
                    "wall_s": res.wall_time}
+    physics = None
+    if args.physics_steps:
+        tc = TrainConfig(steps=args.physics_steps, batch_size=args.physics_batch, lr=args.physics_lr, seed=args.seed,
+                         device=args.device, checkpoint_dir=Path(args.cache_dir) / f"physics_{args.name}",
+                         checkpoint_every=250, resume=True, progress=not args.no_progress,
+                         time_limit_s=args.time_limit)
+        torch.manual_seed(args.seed)
+        model, res = refine_solution_decoders(model, a_train, tc, lr_decay_every=args.physics_decay_every)
+        physics = {"steps": res.steps, "final_loss_mean_last100": float(np.mean(res.losses[-100:])),
+                   "wall_s": res.wall_time}
     model = model.cpu().eval()
     model.set_latent_prior(LatentPrior.fit(model, a_train))  # for solve_inverse(prior=model.latent_prior())
     out = Path(args.out) if args.out else data_dir()
@@ -106,6 +124,7 @@ def train(argv: list[str] | None = None) -> int:
                        "n_unlabelled": args.n_unlabelled},
               "init_weights": args.init_weights, "latent_prior": f"fitted to the {len(a_train)} training encodings",
               "steps": steps, "final_loss_mean_last100": final_loss, "latent_refinement": refined,
+              "solution_decoder_refinement": physics,
               "dgno_config": model.config.to_json()}
     model.save(out / f"{args.name}.safetensors", {"recipe": recipe})
     with atomic_path(out / f"{args.name}.json") as tmp:

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 def demo(out: Path, device: str = "cpu", weights: str = "dgno-two-phase", n_obs: int = 100, steps: int = 400,
-         members: int = 8, n_centres: int = 32, target: int = 0) -> list[DemoRow]:
+         members: int = 32, n_centres: int = 32, target: int = 0) -> list[DemoRow]:
     """Inverse solve with the shipped DGNO on a held-out coefficient (seed 1 stream, never trained on).
 
     Writes ``inverse.png`` (true / posterior-mean / spread / error of ``a``, true and recovered ``u``)

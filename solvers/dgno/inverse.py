@@ -24,6 +24,11 @@ The defaults are the authors' loss and random start. This package adds (selectab
   noise level instead of the relative misfit, so that data and prior are weighed as in a posterior;
 * ``w_physics`` -- the weight of the physics loss (authors: 1). With the Gaussian likelihood a
   weight of 1 leaves the physics without effect; 1000 measured best (10000 too much).
+* ``perturb_prior=True`` -- randomised maximum likelihood: each member also sees its own draw
+  of the prior mean (``mu + L eta_k``), not only its own draw of the observation noise, so that
+  for a linear-Gaussian model the members are exact posterior samples (without it the members
+  are too close to each other). Measured on 10 validation targets (test samples 5-14, not the
+  benchmark's 0-4), 16 members, shipped weights: rel. L2 of a 0.171 -> 0.167; 32 members: 0.165.
 
 :data:`PRIOR_SETTINGS` collects these choices.
 
@@ -46,7 +51,8 @@ __all__ = ["PRIOR_SETTINGS", "InverseResult", "Observations", "observe", "solve_
 
 #: This package's inverse settings (with ``prior=model.latent_prior()``), measured best on the
 #: shipped CPU-scale model (``docs/benchmarks/dgno-cpu-dgno-inverse.json``).
-PRIOR_SETTINGS = {"init": "prior", "data_term": "gaussian", "w_obs": 1.0, "w_prior": 1.0, "w_physics": 1000.0}
+PRIOR_SETTINGS = {"init": "prior", "data_term": "gaussian", "w_obs": 1.0, "w_prior": 1.0, "w_physics": 1000.0,
+                  "perturb_prior": True}
 
 
 @dataclass
@@ -106,7 +112,7 @@ class InverseResult:
 def solve_inverse(model: DGNO, obs: Observations, *, members: int = 16, steps: int = 500, lr: float = 1e-2,
                   w_obs: float = 25.0, n_centres: int = 100, seed: int = 0, prior: LatentPrior | None = None,
                   w_prior: float = 1.0, init: str = "random", data_term: str = "relative", pool: int = 512,
-                  w_physics: float = 1.0) -> InverseResult:
+                  w_physics: float = 1.0, perturb_prior: bool = False) -> InverseResult:
     """Latent-space inverse solve with frozen decoders (see the module docstring).
 
     Parameters
@@ -131,11 +137,16 @@ def solve_inverse(model: DGNO, obs: Observations, *, members: int = 16, steps: i
         ``||u - y|| / ||y||`` (authors) or the Gaussian log-likelihood ``|u - y|^2 / (2 sigma^2)``.
     w_physics : float
         Weight of the physics loss (weak residuals and flux mismatch).
+    perturb_prior : bool
+        Give every member its own draw of the prior mean (randomised maximum likelihood; needs
+        ``prior`` and ``members > 1``), see the module docstring.
     """
     if init not in ("random", "prior") or (init == "prior" and prior is None):
         raise ValueError(f"init={init!r}: use 'random', or 'prior' together with a LatentPrior")
     if data_term not in ("relative", "gaussian"):
         raise ValueError(f"data_term={data_term!r}; use 'relative' (the authors') or 'gaussian'")
+    if perturb_prior and prior is None:
+        raise ValueError("perturb_prior=True needs a LatentPrior (prior=model.latent_prior())")
     started = time.perf_counter()
     p = next(model.parameters())
     dtype, device = p.dtype, p.device
@@ -152,6 +163,9 @@ def solve_inverse(model: DGNO, obs: Observations, *, members: int = 16, steps: i
         targets = u_obs + noise
     else:
         targets = u_obs[None]
+    shift = None
+    if perturb_prior and members > 1:  # each member's own prior mean mu + L eta_k
+        shift = (prior.sample(members, gen) - prior.mean).detach()
     n_blocks = max(pool // n_centres, 1)  # each step uses one block of n_centres pre-drawn centres
     centres = torch.cat([model.tests.sample_centres(n_centres, gen, dtype=dtype) for _ in range(n_blocks)]).to(device)
     frozen = FrozenDecoders(model, x_obs, centres)
@@ -172,7 +186,7 @@ def solve_inverse(model: DGNO, obs: Observations, *, members: int = 16, steps: i
                 misfit = 0.5 * (diff ** 2).sum(1) / obs.sigma ** 2
             loss = w_obs * misfit + w_physics * frozen.physics_loss(beta, idx)
             if prior is not None:
-                loss = loss + w_prior * prior.energy(z)
+                loss = loss + w_prior * prior.energy(z if shift is None else z - shift)
             loss = loss.sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

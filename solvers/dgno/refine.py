@@ -25,7 +25,7 @@ import torch
 
 from solvers.dgno.model import DGNO, grid_points
 
-__all__ = ["refine_latent"]
+__all__ = ["refine_latent", "refine_solution_decoders"]
 
 
 def refine_latent(model: DGNO, a_train: np.ndarray | torch.Tensor, train_config, *, w_u: float = 100.0,
@@ -83,6 +83,62 @@ def refine_latent(model: DGNO, a_train: np.ndarray | torch.Tensor, train_config,
         u = cache["mask"] * inner.u_decoder.forward_features(beta, cache["trunk"])[0]
         distil = ((u - target) ** 2).mean() / (target ** 2).mean()
         return inner.data_loss(beta, a) + w_u * distil
+
+    optimizer = torch.optim.Adam(trainable, lr=train_config.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, lr_decay_every, 0.5) if lr_decay_every else None
+    try:
+        result = fit(model, loss_fn, sample_batch, train_config, optimizer=optimizer, scheduler=scheduler)
+    finally:
+        for q, flag in flags.items():
+            q.requires_grad_(flag)
+    return model, result
+
+
+def refine_solution_decoders(model: DGNO, a_train: np.ndarray | torch.Tensor, train_config, *,
+                             lr_decay_every: int = 0, chunk: int = 500):
+    """Continue the authors' physics training of the **u- and flux decoders only** (stage 3).
+
+    The encoder and the a-decoder are frozen, so the latent (and the re-encoding of ``a``) stay
+    as they are; the loss is the physics part of :meth:`DGNO.loss` (flux mismatch and weak
+    residuals with the input ``a`` at the quadrature points, new Wendland centres every step),
+    no solution labels. The latents of ``a_train`` are computed once. Why: in the inverse
+    problem the error of ``u(beta)`` acts as model error next to the observation noise
+    (measured: at 25 dB it is as large as the noise), so a more accurate u-decoder moves the
+    posterior towards the truth. Measured (8000 steps, lr 3e-4 halved every 2500, batch 16, 23 min
+    on one CPU thread): forward rel. L2 of u on the 200 test samples 0.0543 -> 0.0486; inverse
+    (100 observations, 25 dB, 10 validation targets, 16 members) rel. L2 of a 0.177 -> 0.167.
+
+    Returns
+    -------
+    (DGNO, sciml.train.TrainResult)
+    """
+    from sciml.train import fit, shard
+    from solvers.dgno.model import pixel_lookup
+    p = next(model.parameters())
+    a_train = torch.as_tensor(np.asarray(a_train), dtype=p.dtype)
+    model = model.cpu().eval()
+    with torch.no_grad():
+        beta_all = torch.cat([model.encode(a_train[i:i + chunk]) for i in range(0, len(a_train), chunk)])
+    trainable = [*model.u_decoder.parameters()]
+    if model.config.form == "mixed":
+        trainable += [*model.flux_decoders.parameters()]
+    flags = {q: q.requires_grad for q in model.parameters()}
+    for q in model.parameters():
+        q.requires_grad_(False)
+    for q in trainable:
+        q.requires_grad_(True)
+    n, c = len(a_train), model.config
+
+    def sample_batch(step, generator, batch_size, rank, world_size):
+        idx = torch.randint(n, (batch_size,), generator=generator)
+        centres = model.tests.sample_centres(c.n_centres, generator, dtype=p.dtype)
+        return {"a": shard(a_train[idx], rank, world_size), "beta": shard(beta_all[idx], rank, world_size),
+                "centres": centres}
+
+    def loss_fn(net, batch):
+        inner = net.module if hasattr(net, "module") else net
+        a, centres = batch["a"], batch["centres"]
+        return inner.physics_loss(batch["beta"], pixel_lookup(a, inner.points(centres)), centres).mean()
 
     optimizer = torch.optim.Adam(trainable, lr=train_config.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, lr_decay_every, 0.5) if lr_decay_every else None

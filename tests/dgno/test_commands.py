@@ -23,3 +23,19 @@ def test_train_two_stages_and_stores_the_latent_prior(tmp_path):
         assert all((a[k] == b[k]).all() for k in a)
     with pytest.raises(ValueError, match="--init-weights"):
         train([*common, "--steps", "0", "--out", str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_train_stage_three_changes_only_the_solution_decoders(tmp_path):
+    from solvers.dgno.commands import train
+    common = ["--n-train", "4", "--refine", "1", "--latent", "4", "--width", "8", "--depth", "2",
+              "--n-centres", "4", "--batch", "2", "--cache-dir", str(tmp_path), "--no-progress"]
+    assert train([*common, "--steps", "3", "--name", "s1", "--out", str(tmp_path)]) == 0
+    assert train([*common, "--steps", "0", "--init-weights", str(tmp_path / "s1.safetensors"), "--physics-steps", "3",
+                  "--physics-batch", "2", "--name", "s3", "--out", str(tmp_path)]) == 0
+    recipe = json.loads((tmp_path / "s3.json").read_text())
+    assert recipe["solution_decoder_refinement"]["steps"] == 3
+    first, third = DGNO.load(tmp_path / "s1.safetensors"), DGNO.load(tmp_path / "s3.safetensors")
+    for name, same in (("encoder", True), ("a_decoder", True), ("u_decoder", False)):
+        a, b = getattr(first, name).state_dict(), getattr(third, name).state_dict()
+        assert all((a[k] == b[k]).all() for k in a) == same, name

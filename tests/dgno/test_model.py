@@ -99,3 +99,22 @@ def test_save_load_roundtrip(tmp_path):
     assert back.config == model.config
     a = torch.rand(2, 9, 9) + 1.0
     torch.testing.assert_close(back.predict(a), model.predict(a), rtol=0, atol=0)
+
+
+def test_solution_decoder_refinement_freezes_the_latent():
+    """Stage 3 trains only the u- and flux decoders, with the physics loss (no u labels)."""
+    from sciml.train import TrainConfig
+    from solvers.dgno.darcy import sample_coefficient
+    from solvers.dgno.refine import refine_solution_decoders
+    torch.manual_seed(0)
+    cfg = DGNOConfig(n_pix=9, latent=4, encoder_hidden=(8,), width=8, depth=2, n_centres=4, radius=0.1)
+    model = DGNO(cfg)
+    a = np.stack([sample_coefficient("two_phase", 0, s, 9) for s in range(6)])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model, res = refine_solution_decoders(model, a, TrainConfig(steps=40, batch_size=4, lr=1e-2, seed=0))
+    after = model.state_dict()
+    for k in before:
+        frozen = k.startswith(("encoder.", "a_decoder.", "prior_"))
+        assert torch.equal(before[k], after[k]) == frozen or not after[k].numel(), k
+    assert np.mean(res.losses[-5:]) < np.mean(res.losses[:5])
+    assert all(p.requires_grad for p in model.parameters())
