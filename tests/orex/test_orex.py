@@ -121,12 +121,29 @@ def test_fit_is_deterministic(sphere_slices):
     np.testing.assert_array_equal(a, b)
 
 
+def test_field_is_outside_beyond_the_normalised_cube():
+    # a net that says "inside" everywhere: inside the cube the field keeps the logit, beyond it
+    # (no training samples, no mesh) the field is positive and grows with the distance to the cube
+    rec = OReX(OReXConfig.tiny())
+    rec.net = OReXNet(2, 4, 8, 2, 2)
+    with torch.no_grad():
+        rec.net.mlp[-1].weight.zero_()
+        rec.net.mlp[-1].bias.zero_()
+        rec.net.initial_logit.fill_(-5.0)
+    pts = np.array([[0.0, 0.0, 0.0], [0.99, -0.99, 0.5], [1.2, 0.0, 0.0], [0.0, -1.5, 0.3]])
+    np.testing.assert_allclose(rec.logits_normalized(pts), [-5.0, -5.0, 0.2, 0.5], atol=1e-6)
+    np.testing.assert_allclose(rec.logits_normalized(pts, clamp_domain=False), -5.0, atol=1e-6)
+    rec.scale, rec.shift = 0.5, np.array([1.0, 0.0, 0.0])  # input coordinates: x_n = 0.5 (x + shift)
+    assert rec.field(np.array([[0.0, 0.0, 0.0], [1.5, 0.0, 0.0]])).tolist() == pytest.approx([-5.0, 0.25])
+
+
 def test_configs():
     paper = OReXConfig.paper()
     assert paper.n_iterations == 10 and paper.epochs == [50, 50, 100, 100, 150, 200]
     assert paper.dtype == "float64" and paper.weight_decay == 1e-3 and paper.hinge_points is None
     assert OReXConfig.cpu().max_steps_per_level is not None
     assert paper.contour_spacing is None and OReXConfig.cpu().contour_spacing is not None  # paper: per edge
+    assert paper.hull_enlarge == 0.05 and OReXConfig.cpu().hull_enlarge > paper.hull_enlarge
     with pytest.raises(RuntimeError, match="not fitted"):
         OReX().field(np.zeros((1, 3)))
 
