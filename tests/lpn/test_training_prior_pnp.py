@@ -9,7 +9,7 @@ from sciml.nn.icnn import LPN
 from sciml.train import TrainConfig
 from solvers.lpn.laplace import laplace_sampler, soft_threshold
 from solvers.lpn.pnp import lpn_denoiser, pnp_admm, pnp_pgd, psnr, tv_denoiser
-from solvers.lpn.prior import regulariser
+from solvers.lpn.prior import prox_descent, regulariser
 from solvers.lpn.training import Schedule, proximal_matching_loss, train_lpn
 
 
@@ -77,6 +77,18 @@ def test_regulariser_prox_optimality():
         u = net(y + 0.3 * torch.randn(y.shape, generator=g, dtype=torch.float64))  # in the range of f
         r_u, _ = regulariser(net, u, tol=1e-10)
         assert best <= 0.5 * float((u - y).pow(2).sum()) + float(r_u) + 1e-6
+
+
+def test_prox_descent_inequality():
+    """R(f(x)) + ||f(x) - x||^2 / 2 <= R(x) for any x (why a smoothing prox ranks blur lower)."""
+    net = _random_lpn(4)
+    x = torch.rand(3, 1, 6, 5, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    d = prox_descent(net, x, tol=1e-10)
+    assert float(d["residual"].max()) < 1e-6
+    assert float(d["half_step"].min()) > 1e-6  # f(x) != x, so the check is not vacuous
+    assert float(d["gap"].min()) >= -1e-6
+    torch.testing.assert_close(d["gap"], d["R_x"] - d["R_fx"] - d["half_step"])
+    assert bool((d["R_fx"] < d["R_x"]).all())
 
 
 def test_soft_threshold():
