@@ -214,7 +214,8 @@ def sparse_view_ct(model: LPN, size: int = 128, angles: int = 30, noise: float =
     The Radon matrix is scaled by its norm for the PnP solvers (the same problem, better
     conditioned ADMM parameters); FBP uses the unscaled sinogram. ``noise`` is the standard
     deviation of the Gaussian noise on the unscaled sinogram. ``phantom`` defaults to Shepp-Logan.
-    ``patience`` goes to :func:`inverse_problem`; the TV-ADMM baseline runs with its own ``tv_rho`` (its weights are searched at that penalty).
+    ``patience`` goes to :func:`inverse_problem`; the TV-ADMM baseline runs with its own
+    ``tv_rho`` (its weights are searched at that penalty).
     """
     from sciml.linalg.imaging import filtered_back_projection, radon_matrix
     from solvers.lpn.data import shepp_logan
