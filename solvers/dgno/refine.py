@@ -28,6 +28,26 @@ from solvers.dgno.model import DGNO, grid_points
 __all__ = ["refine_latent", "refine_solution_decoders"]
 
 
+def _fit_only(model: DGNO, trainable: list, loss_fn, sample_batch, train_config, lr_decay_every: int):
+    """Train ``trainable`` (a subset of ``model``'s parameters) with the others frozen, by Adam
+    with the learning rate halved every ``lr_decay_every`` steps (``0``: constant); the
+    ``requires_grad`` flags are restored afterwards. Returns ``(model, TrainResult)``."""
+    from sciml.train import fit
+    flags = {q: q.requires_grad for q in model.parameters()}
+    for q in model.parameters():
+        q.requires_grad_(False)
+    for q in trainable:
+        q.requires_grad_(True)
+    optimizer = torch.optim.Adam(trainable, lr=train_config.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, lr_decay_every, 0.5) if lr_decay_every else None
+    try:
+        result = fit(model, loss_fn, sample_batch, train_config, optimizer=optimizer, scheduler=scheduler)
+    finally:
+        for q, flag in flags.items():
+            q.requires_grad_(flag)
+    return model, result
+
+
 def refine_latent(model: DGNO, a_train: np.ndarray | torch.Tensor, train_config, *, w_u: float = 100.0,
                   lr_decay_every: int = 0, chunk: int = 500):
     """Fine-tune ``model.encoder`` and ``model.a_decoder`` in place (see the module docstring).
@@ -48,7 +68,7 @@ def refine_latent(model: DGNO, a_train: np.ndarray | torch.Tensor, train_config,
     -------
     (DGNO, sciml.train.TrainResult)
     """
-    from sciml.train import fit, shard
+    from sciml.train import shard
     p = next(model.parameters())
     dtype = p.dtype
     a_train = torch.as_tensor(np.asarray(a_train), dtype=dtype)
@@ -58,11 +78,6 @@ def refine_latent(model: DGNO, a_train: np.ndarray | torch.Tensor, train_config,
     with torch.no_grad():
         u0 = torch.cat([model.u(model.encode(a_train[i:i + chunk]), x) for i in range(0, len(a_train), chunk)])
     trainable = [*model.encoder.parameters(), *model.a_decoder.parameters()]
-    flags = {q: q.requires_grad for q in model.parameters()}
-    for q in model.parameters():
-        q.requires_grad_(False)
-    for q in trainable:
-        q.requires_grad_(True)
     n = len(a_train)
 
     def sample_batch(step, generator, batch_size, rank, world_size):
@@ -84,14 +99,7 @@ def refine_latent(model: DGNO, a_train: np.ndarray | torch.Tensor, train_config,
         distil = ((u - target) ** 2).mean() / (target ** 2).mean()
         return inner.data_loss(beta, a) + w_u * distil
 
-    optimizer = torch.optim.Adam(trainable, lr=train_config.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, lr_decay_every, 0.5) if lr_decay_every else None
-    try:
-        result = fit(model, loss_fn, sample_batch, train_config, optimizer=optimizer, scheduler=scheduler)
-    finally:
-        for q, flag in flags.items():
-            q.requires_grad_(flag)
-    return model, result
+    return _fit_only(model, trainable, loss_fn, sample_batch, train_config, lr_decay_every)
 
 
 def refine_solution_decoders(model: DGNO, a_train: np.ndarray | torch.Tensor, train_config, *,
@@ -112,7 +120,7 @@ def refine_solution_decoders(model: DGNO, a_train: np.ndarray | torch.Tensor, tr
     -------
     (DGNO, sciml.train.TrainResult)
     """
-    from sciml.train import fit, shard
+    from sciml.train import shard
     from solvers.dgno.model import pixel_lookup
     p = next(model.parameters())
     a_train = torch.as_tensor(np.asarray(a_train), dtype=p.dtype)
@@ -122,11 +130,6 @@ def refine_solution_decoders(model: DGNO, a_train: np.ndarray | torch.Tensor, tr
     trainable = [*model.u_decoder.parameters()]
     if model.config.form == "mixed":
         trainable += [*model.flux_decoders.parameters()]
-    flags = {q: q.requires_grad for q in model.parameters()}
-    for q in model.parameters():
-        q.requires_grad_(False)
-    for q in trainable:
-        q.requires_grad_(True)
     n, c = len(a_train), model.config
 
     def sample_batch(step, generator, batch_size, rank, world_size):
@@ -140,11 +143,4 @@ def refine_solution_decoders(model: DGNO, a_train: np.ndarray | torch.Tensor, tr
         a, centres = batch["a"], batch["centres"]
         return inner.physics_loss(batch["beta"], pixel_lookup(a, inner.points(centres)), centres).mean()
 
-    optimizer = torch.optim.Adam(trainable, lr=train_config.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, lr_decay_every, 0.5) if lr_decay_every else None
-    try:
-        result = fit(model, loss_fn, sample_batch, train_config, optimizer=optimizer, scheduler=scheduler)
-    finally:
-        for q, flag in flags.items():
-            q.requires_grad_(flag)
-    return model, result
+    return _fit_only(model, trainable, loss_fn, sample_batch, train_config, lr_decay_every)
