@@ -5,7 +5,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["laplace_sampler", "proximal_matching_limit", "soft_threshold"]
+__all__ = ["laplace_sampler", "posterior_grid", "proximal_matching_limit", "soft_threshold", "train_quadrature"]
 
 
 def laplace_sampler(scale: float = 1.0) -> Callable[[int, torch.Generator], torch.Tensor]:
@@ -20,6 +20,75 @@ def laplace_sampler(scale: float = 1.0) -> Callable[[int, torch.Generator], torc
 def soft_threshold(x: torch.Tensor, threshold: float) -> torch.Tensor:
     """``sign(x) max(|x| - threshold, 0)``: the prox of ``threshold |x|``."""
     return torch.sign(x) * (x.abs() - threshold).clamp_min(0)
+
+
+def posterior_grid(y: torch.Tensor, scale: float = 1.0, sigma: float = 1.0,
+                   grid: int = 8001) -> tuple[torch.Tensor, torch.Tensor]:
+    """The posterior of ``x ~ Laplace(0, scale)`` given ``y = x + N(0, sigma^2)``, on a grid.
+
+    Parameters
+    ----------
+    y : (m,) tensor
+    grid : int
+        Points on ``[-(|y|max + 10 max(scale, sigma)), +...]``.
+
+    Returns
+    -------
+    x : (grid,) float64 tensor
+    post : (m, grid) float64 tensor
+        Quadrature weights of ``p(x | y_j)`` (each row sums to 1).
+    """
+    y = torch.as_tensor(y, dtype=torch.float64).reshape(-1)
+    half = float(y.abs().max()) + 10 * max(scale, sigma)
+    x = torch.linspace(-half, half, grid, dtype=torch.float64)
+    log_post = -x.abs() / scale - 0.5 * ((y[:, None] - x) / sigma) ** 2
+    return x, torch.softmax(log_post, dim=1)
+
+
+def train_quadrature(model, schedule, config, y_max: float = 6.0, y_points: int = 1201, grid: int = 6401):
+    """Proximal matching on the *exact* expectation over ``x | y``, by quadrature (float64).
+
+    The paper's training draws pairs ``(x, y)``; at small ``gamma`` only the few pairs with
+    ``|f(y) - x| < gamma`` carry gradient, and at batch 2000-10^4 the estimate is too noisy to
+    train below ``gamma = 0.1`` (measured: sup error 0.22-0.25 at ``gamma = 0.05``). Here the
+    posterior ``p(x | y)`` of this synthetic problem is known, so the loss
+
+        sum_j  sum_i p(x_i | y_j) (1 - exp(-(f(y_j) - x_i)^2 / gamma^2))
+
+    is computed exactly on a uniform grid of ``y`` in ``[-y_max, y_max]``. Its minimiser is the
+    same pointwise function as the sampled loss's (:func:`proximal_matching_limit`); uniform
+    ``y`` weights only change the emphasis (the tails get as much as the centre). The model is
+    trained in float64 with the schedule's proximal-matching stages (no pretraining needed when
+    starting from a trained model).
+
+    Parameters
+    ----------
+    model : LPN
+        A 1-D (``kernel_size=1``) network, converted to float64.
+    schedule : solvers.lpn.training.Schedule
+    config : sciml.train.TrainConfig
+
+    Returns
+    -------
+    sciml.train.TrainResult
+    """
+    from solvers.lpn.training import fit_scheduled
+    y = torch.linspace(-y_max, y_max, y_points, dtype=torch.float64)
+    x, post = posterior_grid(y, grid=grid)
+    keep = post.max(dim=0).values > 1e-14  # drop grid points no posterior reaches
+    x, post = x[keep], post[:, keep]
+    model.double()
+
+    def sample_batch(step, generator, batch_size, rank, world_size):
+        return step
+
+    def loss_fn(net, step):
+        kind, gamma, _ = schedule.phase(step)
+        f = net(y.reshape(-1, 1, 1, 1)).reshape(-1, 1)
+        if kind != "pm":
+            return (post * (f - x).abs()).sum(1).mean()
+        return (post * (1 - torch.exp(-((f - x) / gamma) ** 2))).sum(1).mean()
+    return fit_scheduled(model, loss_fn, sample_batch, schedule, config)
 
 
 def proximal_matching_limit(y: torch.Tensor, gamma: float, scale: float = 1.0, sigma: float = 1.0,
@@ -48,11 +117,7 @@ def proximal_matching_limit(y: torch.Tensor, gamma: float, scale: float = 1.0, s
     """
     if gamma <= 0:
         raise ValueError(f"gamma must be positive, got {gamma}")
-    y = torch.as_tensor(y, dtype=torch.float64).reshape(-1)
-    half = float(y.abs().max()) + 10 * max(scale, sigma)
-    x = torch.linspace(-half, half, grid, dtype=torch.float64)
-    log_post = -x.abs() / scale - 0.5 * ((y[:, None] - x) / sigma) ** 2  # (m, grid)
-    post = torch.softmax(log_post, dim=1)
+    x, post = posterior_grid(y, scale, sigma, grid)
     step = float(x[1] - x[0])
     width = int(6 * gamma / step) + 1
     offsets = torch.arange(-width, width + 1, dtype=torch.float64) * step

@@ -167,6 +167,12 @@ def train_lpn(model: LPN, sample_clean: Callable[[int, torch.Generator], torch.T
             return proximal_matching_loss(pred, clean, gamma)
         return l2_loss(pred, clean) if kind == "l2" else l1_loss(pred, clean)
 
+    return fit_scheduled(model, loss_fn, sample_batch, schedule, config)
+
+
+def fit_scheduled(model: LPN, loss_fn: Callable, sample_batch: Callable, schedule: Schedule,
+                  config: TrainConfig) -> TrainResult:
+    """:func:`sciml.train.fit` with projected Adam and the learning rate of ``schedule`` at every step."""
     optimizer = ProjectedAdam(model.parameters(), model.clamp_weights, lr=schedule.pretrain_lr)
     base = schedule.pretrain_lr
 

@@ -70,6 +70,11 @@ def test_bench_targets_logic():
     t = targets(out)
     assert t["denoising_0.5dB_above_tv"] and not t["ct_3dB_above_fbp"]
     assert t["laplace_pm_sup_error_below_0.1"] and t["laplace_l2_visibly_worse"]
+    # the quadrature-trained model decides the target where present; the sampled one is reported
+    out["laplace"]["pm"]["sup_error"] = 0.17
+    out["laplace"]["pm-quadrature"] = {"sup_error": 0.06, "r_correlation": 0.999}
+    t = targets(out)
+    assert t["laplace_pm_sup_error_below_0.1"] and not t["laplace_pm_sampled_sup_error_below_0.1"]
 
 
 @pytest.mark.slow

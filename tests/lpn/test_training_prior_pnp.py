@@ -148,6 +148,29 @@ def test_proximal_matching_limit_tends_to_soft_thresholding():
         proximal_matching_limit(y, 0.0)
 
 
+def test_quadrature_training_moves_towards_the_loss_minimiser(tmp_path):
+    """Proximal matching on the exact posterior expectation: a few steps lower the loss and the
+    distance to the loss's own minimiser at that gamma; constrained weights stay >= 0."""
+    from solvers.lpn.laplace import proximal_matching_limit, train_quadrature
+    torch.manual_seed(0)
+    model = LPN(hidden=8, layers=3, kernel_size=1, beta=10.0)
+    y = torch.linspace(-4, 4, 81, dtype=torch.float64)
+    target = proximal_matching_limit(y, 0.4, grid=3001)
+
+    def distance():
+        with torch.no_grad():
+            return float((model(y.reshape(-1, 1, 1, 1)).reshape(-1) - target).abs().mean())
+    schedule = Schedule(steps=40, loss="pm", gamma_min=0.4, pretrain_fraction=0.0, lr=3e-3, stages=1)
+    model.double()
+    before = distance()
+    result = train_quadrature(model, schedule, TrainConfig(steps=40, batch_size=1, device="cpu",
+                                                           checkpoint_dir=tmp_path, checkpoint_every=20),
+                              y_points=201, grid=2001)
+    assert np.mean(result.losses[-5:]) < np.mean(result.losses[:5])
+    assert distance() < 0.8 * before
+    assert model.potential.min_constrained_weight() >= 0.0
+
+
 def _doubling(x: torch.Tensor) -> torch.Tensor:
     """``2 x``: the exact prox of the non-convex ``R(x) = -||x||^2 / 4`` (Jacobian 2 > 1)."""
     return 2.0 * x
