@@ -116,7 +116,9 @@ def test_moving_sphere_crosses_the_box():
     obstacle = moving_sphere_obstacle(16, 10)
     (first, velocity), (last, _) = obstacle(0), obstacle(10)
     x = (np.arange(16) + 0.5) / 16
-    centre = lambda m: float((m.sum(axis=(1, 2)) * x).sum() / m.sum())
+
+    def centre(m):
+        return float((m.sum(axis=(1, 2)) * x).sum() / m.sum())
     assert centre(first) == pytest.approx(0.2, abs=0.02) and centre(last) == pytest.approx(0.8, abs=0.02)
     assert velocity == pytest.approx((0.6 / (10 / 16), 0.0, 0.0))
 

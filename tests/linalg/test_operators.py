@@ -133,11 +133,11 @@ def test_diagonal_of_sums_scalings_and_transposes():
 
 
 def test_identity_operator():
-    I = Identity(6)
+    eye = Identity(6)
     x = randn(6, 2, seed=0)
-    assert torch.equal(I.matvec(x), x) and torch.equal(I.rmatvec(x), x)
-    assert torch.equal(I.to_dense(), torch.eye(6, dtype=torch.float64))
-    assert I.to(dtype=torch.float32).dtype == torch.float32
+    assert torch.equal(eye.matvec(x), x) and torch.equal(eye.rmatvec(x), x)
+    assert torch.equal(eye.to_dense(), torch.eye(6, dtype=torch.float64))
+    assert eye.to(dtype=torch.float32).dtype == torch.float32
 
 
 @pytest.mark.parametrize("make", [

@@ -133,7 +133,9 @@ def test_errors_name_the_fix():
 
 def test_hermite_and_schedules():
     t0, t1 = torch.tensor(0.0, dtype=F64), torch.tensor(0.1, dtype=F64)
-    y = lambda s: torch.sin(torch.tensor(s, dtype=F64))
+
+    def y(s):
+        return torch.sin(torch.tensor(s, dtype=F64))
     value = hermite(0.04, t0, y(0.0), torch.cos(t0), t1, y(0.1), torch.cos(t1))
     assert abs(float(value - y(0.04))) < 1e-6
     s = ExponentialSchedule(100.0, 10.0, 10)
