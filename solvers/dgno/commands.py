@@ -63,6 +63,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stage_config(args, stage: str, every: int, time_limit: float | None) -> TrainConfig:
+    """The resumable :class:`TrainConfig` of stage ``refine`` or ``physics`` from its ``--STAGE-*``
+    options (checkpoints in ``CACHE_DIR/STAGE_NAME``); also seeds torch as the stages expect."""
+    torch.manual_seed(args.seed)
+    return TrainConfig(steps=getattr(args, f"{stage}_steps"), batch_size=getattr(args, f"{stage}_batch"),
+                       lr=getattr(args, f"{stage}_lr"), seed=args.seed, device=args.device,
+                       checkpoint_dir=Path(args.cache_dir) / f"{stage}_{args.name}", checkpoint_every=every,
+                       resume=True, progress=not args.no_progress, time_limit_s=time_limit)
+
+
+def _stage_summary(res) -> dict:
+    """Steps, mean loss of the last 100 steps and wall time of a finished stage (for the recipe)."""
+    return {"steps": res.steps, "final_loss_mean_last100": float(np.mean(res.losses[-100:])),
+            "wall_s": res.wall_time}
+
+
 def train(argv: list[str] | None = None) -> int:
     """Train with the given options (resumable from ``--cache-dir``) and write ``NAME.safetensors`` + ``NAME.json``.
 
@@ -98,23 +114,14 @@ def train(argv: list[str] | None = None) -> int:
         steps, final_loss = res.steps, float(np.mean(res.losses[-100:]))
     refined = None
     if args.refine_steps:
-        tc = TrainConfig(steps=args.refine_steps, batch_size=args.refine_batch, lr=args.refine_lr, seed=args.seed,
-                         device=args.device, checkpoint_dir=Path(args.cache_dir) / f"refine_{args.name}",
-                         checkpoint_every=1000, resume=True, progress=not args.no_progress)
-        torch.manual_seed(args.seed)
+        tc = _stage_config(args, "refine", every=1000, time_limit=None)
         model, res = refine_latent(model, a_train, tc, w_u=args.refine_w_u, lr_decay_every=args.refine_decay_every)
-        refined = {"steps": res.steps, "final_loss_mean_last100": float(np.mean(res.losses[-100:])),
-                   "wall_s": res.wall_time}
+        refined = _stage_summary(res)
     physics = None
     if args.physics_steps:
-        tc = TrainConfig(steps=args.physics_steps, batch_size=args.physics_batch, lr=args.physics_lr, seed=args.seed,
-                         device=args.device, checkpoint_dir=Path(args.cache_dir) / f"physics_{args.name}",
-                         checkpoint_every=250, resume=True, progress=not args.no_progress,
-                         time_limit_s=args.time_limit)
-        torch.manual_seed(args.seed)
+        tc = _stage_config(args, "physics", every=250, time_limit=args.time_limit)
         model, res = refine_solution_decoders(model, a_train, tc, lr_decay_every=args.physics_decay_every)
-        physics = {"steps": res.steps, "final_loss_mean_last100": float(np.mean(res.losses[-100:])),
-                   "wall_s": res.wall_time}
+        physics = _stage_summary(res)
     model = model.cpu().eval()
     model.set_latent_prior(LatentPrior.fit(model, a_train))  # for solve_inverse(prior=model.latent_prior())
     out = Path(args.out) if args.out else data_dir()

@@ -178,18 +178,13 @@ def prior_section(model, images: dict, seed: int = 0, maxiter: int = 100) -> dic
     """
     import copy
 
-    from skimage.filters import gaussian
-
     from solvers.lpn.prior import prox_descent, regulariser
     out = ex.prior_monotonicity(model, images, noises=PRIOR_NOISES, blurs=PRIOR_BLURS, seed=seed,
                                 maxiter=maxiter)
     net = copy.deepcopy(model).double().eval()
     device = next(net.parameters()).device
-    clean = ex._crops(images, out["crop_size"], 2, seed).to(device)
-
-    def blur(x, s):
-        return x if s == 0 else torch.as_tensor(
-            np.stack([gaussian(c[0].cpu().numpy(), sigma=s, mode="reflect") for c in x]))[:, None].to(device)
+    clean = ex.random_crops(images, out["crop_size"], out["per_image"], seed).to(device)
+    blur = ex.blur_crops
 
     def tv(x):
         return float(((x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).sum(1)

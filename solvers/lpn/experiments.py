@@ -62,7 +62,8 @@ def exactness(model: LPN, shapes=((32, 32), (64, 48), (96, 128)), probes: int = 
             "symmetric_to_1e-8": sym <= 1e-8, "psd": rayleigh >= -1e-10, "convex": gap <= 1e-10}
 
 
-def _crops(images: dict[str, np.ndarray], size: int, per_image: int, seed: int) -> torch.Tensor:
+def random_crops(images: dict[str, np.ndarray], size: int, per_image: int, seed: int) -> torch.Tensor:
+    """``per_image`` random ``size x size`` crops of every image, ``(N, 1, size, size)`` float64."""
     rng = np.random.default_rng(seed)
     out = []
     for image in images.values():
@@ -72,16 +73,23 @@ def _crops(images: dict[str, np.ndarray], size: int, per_image: int, seed: int) 
     return torch.as_tensor(np.stack(out))[:, None]
 
 
+def blur_crops(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur (reflecting borders) of every crop of ``x : (N, 1, H, W)``; ``sigma = 0``: ``x``."""
+    from skimage.filters import gaussian
+    if sigma == 0:
+        return x
+    blurred = np.stack([gaussian(c[0].cpu().numpy(), sigma=sigma, mode="reflect") for c in x])
+    return torch.as_tensor(blurred, dtype=x.dtype)[:, None].to(x.device)
+
+
 def prior_monotonicity(model: LPN, images: dict[str, np.ndarray], noises=(0.0, 0.05, 0.1, 0.2),
                        blurs=(0.0, 0.5, 1.0, 2.0), size: int = 32, per_image: int = 2, seed: int = 0,
                        maxiter: int = 100) -> dict:
     """Median learned ``R`` of held-out crops as noise and blur are added (should rise)."""
-    from skimage.filters import gaussian
-
     from solvers.lpn.prior import regulariser
     net = copy.deepcopy(model).double().eval()
     device = next(net.parameters()).device
-    clean = _crops(images, size, per_image, seed)
+    clean = random_crops(images, size, per_image, seed)
     g = torch.Generator().manual_seed(seed + 1)
     out = {}
     for kind, levels in (("noise", noises), ("blur", blurs)):
@@ -90,8 +98,7 @@ def prior_monotonicity(model: LPN, images: dict[str, np.ndarray], noises=(0.0, 0
             if kind == "noise":
                 x = clean + level * torch.randn(clean.shape, generator=g, dtype=torch.float64)
             else:
-                x = clean if level == 0 else torch.as_tensor(
-                    np.stack([gaussian(c[0].numpy(), sigma=level, mode="reflect") for c in clean]))[:, None]
+                x = blur_crops(clean, level)
             r, inv = regulariser(net, x.to(device), maxiter=maxiter, tol=1e-4)
             medians.append(float(r.median()))
             residuals.append(float(inv.residual.max()))
@@ -99,6 +106,7 @@ def prior_monotonicity(model: LPN, images: dict[str, np.ndarray], noises=(0.0, 0
                      "increasing": bool(all(b > a for a, b in zip(medians, medians[1:])))}
     out["crops"] = int(clean.shape[0])
     out["crop_size"] = size
+    out["per_image"] = per_image
     return out
 
 

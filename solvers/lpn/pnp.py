@@ -92,6 +92,12 @@ class _Guard:
         self.previous = rel
         return self.rises >= self.patience
 
+    def result(self, k: int, x: torch.Tensor, reason: str) -> tuple[torch.Tensor, int]:
+        """The iterate to return and its iteration: the calmest one if the rule fired, else ``(x, k)``."""
+        if reason == "diverging":
+            return self.best[2], self.best[1]
+        return x, k
+
 
 def lpn_denoiser(model: LPN, clip: tuple[float, float] | None = None) -> Denoiser:
     """``x (H, W) -> f(x) (H, W)``: the LPN's prox, run in the model's dtype and device.
@@ -215,9 +221,7 @@ def pnp_admm(A: LinearOperator, y: torch.Tensor, denoiser: Denoiser, shape: tupl
         if guard.update(k, rel, z):
             reason = "diverging"
             break
-    returned = k
-    if reason == "diverging":
-        _, returned, z = guard.best
+    z, returned = guard.result(k, z, reason)
     return PnPResult(z, k, converged, monitor.history, time.perf_counter() - started, reason, returned)
 
 
@@ -246,7 +250,5 @@ def pnp_pgd(A: LinearOperator, y: torch.Tensor, denoiser: Denoiser, shape: tuple
         if guard.update(k, rel, x):
             reason = "diverging"
             break
-    returned = k
-    if reason == "diverging":
-        _, returned, x = guard.best
+    x, returned = guard.result(k, x, reason)
     return PnPResult(x, k, converged, monitor.history, time.perf_counter() - started, reason, returned)
