@@ -148,6 +148,7 @@ def summarise(rows: list[dict], ablations: bool) -> dict:
                                    "met_iou": all(v["iou"][0] >= v["iou"][1] for v in cmp.values()),
                                    "met_mean_chamfer": mean["chamfer"][0] <= mean["chamfer"][1],
                                    "met_mean_iou": mean["iou"][0] >= mean["iou"][1],
+                                   "met_mean_ripple": mean["ripple_deg"][0] <= mean["ripple_deg"][1],
                                    "mean_over_shapes [full, ablated]": mean,
                                    "per_shape [full, ablated]": cmp}
     return out

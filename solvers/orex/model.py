@@ -73,6 +73,12 @@ class OReXConfig:
         ``lambda`` and ``alpha`` of ``lambda * mean(relu(|grad logit| - alpha))``.
     hinge_points : int, optional
         Apply the hinge to this many points of each batch (``None``: all, as the paper).
+    hinge_iterations : {"all", "last"}
+        ``"last"`` (paper): penalise the gradient of the final iteration's logit only.
+        ``"all"`` (CPU default): penalise, per point, the largest gradient norm over all
+        iterations. The loss is averaged over every iteration, so the intermediate logits must
+        be smooth too; with the last one alone the 6-loop model had more ripple than the 1-loop
+        ablation (mean 2.97 vs 2.58 degrees over the five test shapes).
     lr, weight_decay, lr_decay, lr_decay_every : float, float, float, int
         Adam (L2 ``weight_decay``: paper 1e-3, CPU default 0); with ``lr_schedule="step"``
         (paper) the learning rate is multiplied by ``lr_decay`` every ``lr_decay_every`` epochs.
@@ -105,6 +111,7 @@ class OReXConfig:
     hinge_weight: float = 1e-4
     hinge_threshold: float = 100.0
     hinge_points: int | None = 512
+    hinge_iterations: str = "all"
     lr: float = 5e-3
     weight_decay: float = 0.0
     lr_decay: float = 0.9
@@ -115,6 +122,14 @@ class OReXConfig:
     dtype: str = "float32"
     seed: int = 0
 
+    def __post_init__(self):
+        choices = {"hinge_iterations": ("all", "last"), "lr_schedule": ("cosine", "step"),
+                   "dtype": ("float32", "float64")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"OReXConfig.{name}={getattr(self, name)!r} is not one of {allowed}; "
+                                 f"pick one of those")
+
     @classmethod
     def paper(cls, **overrides) -> "OReXConfig":
         """The configuration of the paper's code (GPU-sized: about 10^5-10^6 samples, 650 epochs, float64)."""
@@ -122,7 +137,7 @@ class OReXConfig:
                            lr=1e-2, weight_decay=1e-3, lr_schedule="step",
                            contour_spacing=None, uniform_per_plane=2048, hull_count=2 ** 14, hull_enlarge=0.05,
                            box_outside_count=0,
-                           hinge_points=None,
+                           hinge_points=None, hinge_iterations="last",
                            batch_size=2 ** 14,
                            dtype="float64"), **overrides)
 
@@ -152,11 +167,25 @@ class OReXConfig:
                            batch_size=1024, lr=1e-2), **overrides)
 
 
-def _grad_norm(net: OReXNet, x: torch.Tensor) -> torch.Tensor:
+def _grad_norm(net: OReXNet, x: torch.Tensor, iterations: str = "last") -> torch.Tensor:
+    """Norm of the spatial gradient of the logit, differentiable in the network weights.
+
+    Parameters
+    ----------
+    net : OReXNet
+    x : (B, 3) tensor
+    iterations : {"last", "all"}
+        ``"last"``: the final iteration's logit; ``"all"``: the largest norm over the iterations.
+
+    Returns
+    -------
+    (B,) tensor
+    """
     x = x.detach().requires_grad_(True)
-    out = net(x)[-1]
-    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return grad.norm(dim=1)
+    logits = net(x)  # (T, B)
+    chosen = logits[-1:] if iterations == "last" else logits
+    norms = [torch.autograd.grad(out.sum(), x, create_graph=True)[0].norm(dim=1) for out in chosen]
+    return torch.stack(norms).amax(0)
 
 
 class OReX:
@@ -257,7 +286,7 @@ class OReX:
                     hinge = torch.zeros((), dtype=self.dtype, device=self.device)
                     if c.hinge_weight > 0:
                         hx = x if c.hinge_points is None else x[:c.hinge_points]
-                        hinge = torch.relu(_grad_norm(self.net, hx) - c.hinge_threshold).mean()
+                        hinge = torch.relu(_grad_norm(self.net, hx, c.hinge_iterations) - c.hinge_threshold).mean()
                         loss = loss + c.hinge_weight * hinge
                     opt.zero_grad(set_to_none=True)
                     loss.backward()

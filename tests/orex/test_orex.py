@@ -137,6 +137,23 @@ def test_field_is_outside_beyond_the_normalised_cube():
     assert rec.field(np.array([[0.0, 0.0, 0.0], [1.5, 0.0, 0.0]])).tolist() == pytest.approx([-5.0, 0.25])
 
 
+def test_hinge_gradient_norm_last_and_all_iterations():
+    from solvers.orex.model import _grad_norm
+    torch.manual_seed(0)
+    net = OReXNet(n_iterations=3, width=16, depth=2, hidden_state=4, n_frequencies=2).double()
+    x = torch.rand(7, 3, dtype=torch.float64) * 2 - 1
+    per_iteration = []
+    for t in range(3):
+        xg = x.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(net(xg)[t].sum(), xg)
+        per_iteration.append(g.norm(dim=1))
+    per_iteration = torch.stack(per_iteration)
+    last, every = _grad_norm(net, x, "last"), _grad_norm(net, x, "all")
+    assert torch.allclose(last, per_iteration[-1]) and torch.allclose(every, per_iteration.max(0).values)
+    every.sum().backward()  # differentiable in the weights (the hinge trains them)
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
 def test_configs():
     paper = OReXConfig.paper()
     assert paper.n_iterations == 10 and paper.epochs == [50, 50, 100, 100, 150, 200]
@@ -144,6 +161,9 @@ def test_configs():
     assert OReXConfig.cpu().max_steps_per_level is not None
     assert paper.contour_spacing is None and OReXConfig.cpu().contour_spacing is not None  # paper: per edge
     assert paper.hull_enlarge == 0.05 and OReXConfig.cpu().hull_enlarge > paper.hull_enlarge
+    assert paper.hinge_iterations == "last" and OReXConfig.cpu().hinge_iterations == "all"
+    with pytest.raises(ValueError, match="hinge_iterations='first' is not one of"):
+        OReXConfig(hinge_iterations="first")
     with pytest.raises(RuntimeError, match="not fitted"):
         OReX().field(np.zeros((1, 3)))
 
