@@ -85,3 +85,58 @@ def test_perturbed_prior_spreads_members_like_the_prior(u_true):
     assert abs(float(rml.mean()) - 0.3) < 0.02
     with pytest.raises(ValueError, match="perturb_prior"):
         solve_inverse(model, obs, perturb_prior=True)
+
+
+def _linearised_setup(u_true):
+    from solvers.dgno.latent import LatentPrior
+    torch.manual_seed(0)
+    model = DGNO(DGNOConfig(**SMALL), dtype=torch.float64)
+    with torch.no_grad():
+        model.u_decoder.layer_weights.fill_(1.0)
+        model.a_decoder.layer_weights.fill_(1.0)
+    prior = LatentPrior(torch.zeros(8, dtype=torch.float64), 0.3 * torch.eye(8, dtype=torch.float64))
+    return model, prior, observe(u_true, 20, seed=0), torch.full((8,), 0.1, dtype=torch.float64)
+
+
+def _fd_jacobian(f, z, h=1e-6):
+    cols = [(f(z + h * e) - f(z - h * e)) / (2 * h) for e in torch.eye(len(z), dtype=z.dtype)]
+    return torch.stack(cols, 1)
+
+
+def test_linearised_spread_matches_finite_differences(u_true):
+    from solvers.dgno.inverse import linearised_spread
+    from solvers.dgno.model import grid_points
+    model, prior, obs, z = _linearised_setup(u_true)
+    res = linearised_spread(model, obs, prior, z)
+    with torch.no_grad():
+        j_u = _fd_jacobian(lambda v: model.u(torch.tanh(v)[None], obs.x)[0], z)
+        j_a = _fd_jacobian(lambda v: model.a_field(torch.tanh(v)[None], grid_points(9, torch.float64))[0], z)
+    cov = torch.linalg.inv(torch.eye(8, dtype=torch.float64) / 0.09 + j_u.T @ j_u / obs.sigma ** 2)
+    torch.testing.assert_close(res.posterior_cov, cov, rtol=1e-5, atol=1e-10)
+    assert res.posterior == pytest.approx(float(torch.sqrt(torch.trace(j_a @ cov @ j_a.T))), rel=1e-5)
+    assert res.prior == pytest.approx(0.3 * float(j_a.norm()), rel=1e-5)
+
+
+def test_linearised_spread_shrinks_with_information(u_true):
+    from solvers.dgno.inverse import linearised_spread
+    model, prior, obs, z = _linearised_setup(u_true)
+    vague = linearised_spread(model, obs, prior, z, sigma=1e6)
+    noisy = linearised_spread(model, obs, prior, z)
+    exact = linearised_spread(model, obs, prior, z, sigma=obs.sigma / 100)
+    assert vague.posterior == pytest.approx(vague.prior, rel=1e-6)  # no information: the prior spread
+    assert exact.posterior < noisy.posterior < vague.posterior
+    with pytest.raises(ValueError, match="one latent"):
+        linearised_spread(model, obs, prior, z[None])
+    with pytest.raises(ValueError, match="sigma"):
+        linearised_spread(model, obs, prior, z, sigma=0.0)
+
+
+def test_bench_inverse_limit_option(u_true):
+    from solvers.dgno.bench import _parser, linearised_limit
+    from solvers.dgno.darcy import sample_coefficient
+    assert _parser().parse_args(["--inverse-limit"]).inverse_limit
+    assert not _parser().parse_args([]).inverse_limit
+    model, prior, obs, _ = _linearised_setup(u_true)
+    row = linearised_limit(model, obs, prior, sample_coefficient("two_phase", 0, 0, 9), reencoded=0.1)
+    assert row["rel_a_spread_linearised"] > 0
+    assert row["rel_l2_a_linearised_limit"] == pytest.approx(np.hypot(0.1, row["rel_a_spread_linearised"]))
