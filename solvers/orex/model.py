@@ -47,6 +47,10 @@ class OReXConfig:
         Epochs per level.
     max_steps_per_level : int, optional
         Cap on optimiser steps per level (CPU budget); ``None``: full epochs.
+    cap_shares : {"equal", "epochs"}
+        How the capped budget ``max_steps_per_level * levels`` is shared between the levels:
+        ``"equal"`` (each level at most ``max_steps_per_level``) or ``"epochs"`` (in proportion to
+        ``epochs``, as the paper's uncapped schedule spends them: the finer levels get more).
     hierarchical : bool
         ``False``: a single level at the finest radius for all the epochs (ablation), with
         the step cap multiplied by the number of levels (same optimiser budget).
@@ -101,6 +105,7 @@ class OReXConfig:
     samples_per_edge: list = field(default_factory=lambda: [2, 2, 3, 3, 4, 5])
     epochs: list = field(default_factory=lambda: [4, 4, 6, 6, 8, 10])
     max_steps_per_level: int | None = 100
+    cap_shares: str = "equal"
     hierarchical: bool = True
     reuse_levels: int = 3
     contour_spacing: float | None = 0.02
@@ -123,7 +128,7 @@ class OReXConfig:
     seed: int = 0
 
     def __post_init__(self):
-        choices = {"hinge_iterations": ("all", "last"), "lr_schedule": ("cosine", "step"),
+        choices = {"hinge_iterations": ("all", "last"), "cap_shares": ("equal", "epochs"), "lr_schedule": ("cosine", "step"),
                    "dtype": ("float32", "float64")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -235,6 +240,8 @@ class OReX:
             cap = c.max_steps_per_level
             if cap is not None and not c.hierarchical:  # same step budget as the hierarchical run
                 cap *= len(c.radii_exponents)
+            elif cap is not None and c.cap_shares == "epochs":
+                cap = round(cap * len(epochs) * ep / sum(epochs))
             plan.append(steps if cap is None else min(steps, cap))
         return plan
 

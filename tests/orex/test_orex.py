@@ -154,6 +154,20 @@ def test_hinge_gradient_norm_last_and_all_iterations():
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
 
 
+def test_capped_steps_shared_in_proportion_to_epochs(sphere_slices):
+    _, slices = sphere_slices
+    plans = {}
+    for shares in ("equal", "epochs"):
+        model = OReX(OReXConfig.cpu(cap_shares=shares, max_steps_per_level=10))
+        model.scale, model.shift = slices.normalization()
+        levels, epochs = model._levels(slices.transformed(model.scale, model.shift), np.random.default_rng(0))
+        plans[shares] = model._plan(levels, epochs)
+    assert plans["equal"] == [10] * 6
+    assert plans["epochs"] == [round(60 * e / 38) for e in (4, 4, 6, 6, 8, 10)]  # finer levels get more
+    with pytest.raises(ValueError, match="cap_shares"):
+        OReXConfig(cap_shares="fine")
+
+
 def test_configs():
     paper = OReXConfig.paper()
     assert paper.n_iterations == 10 and paper.epochs == [50, 50, 100, 100, 150, 200]
