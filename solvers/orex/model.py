@@ -128,8 +128,8 @@ class OReXConfig:
     seed: int = 0
 
     def __post_init__(self):
-        choices = {"hinge_iterations": ("all", "last"), "cap_shares": ("equal", "epochs"), "lr_schedule": ("cosine", "step"),
-                   "dtype": ("float32", "float64")}
+        choices = {"hinge_iterations": ("all", "last"), "cap_shares": ("equal", "epochs"),
+                   "lr_schedule": ("cosine", "step"), "dtype": ("float32", "float64")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"OReXConfig.{name}={getattr(self, name)!r} is not one of {allowed}; "

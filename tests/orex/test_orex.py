@@ -205,6 +205,22 @@ def test_bench_tiny_runs():
     assert "plane_iou_min>=0.98" in out["summary"]
 
 
+def test_bench_summary_runs_over_shapes_and_network_seeds():
+    from solvers.orex.bench import run, summarise
+    out = run(["--shapes", "sphere:6", "--config", "tiny", "--resolution", "20", "--network-seeds", "0", "1",
+               "--methods", "orex", "orex-1-loop"])
+    assert sorted((r["network_seed"], r["method"]) for r in out["rows"]) == [
+        (0, "orex"), (0, "orex-1-loop"), (1, "orex"), (1, "orex-1-loop")]
+    assert out["rows"][0]["iou"] != out["rows"][2]["iou"]  # the seed reached the network
+    rows = out["rows"] + [{**r, "method": "slice-sdf-idw"} for r in out["rows"] if r["method"] == "orex"]
+    summary = summarise(rows, ablations=False)
+    assert set(summary["sphere_iou>=0.97"]["value"]) == {"sphere", "sphere@seed1"}
+    loop = summary["orex_vs_orex-1-loop"]
+    assert loop["cases"] == 2
+    ious = [[r["iou"] for r in out["rows"] if r["method"] == m] for m in ("orex", "orex-1-loop")]
+    assert loop["mean_over_shapes [full, ablated]"]["iou"] == pytest.approx([np.mean(ious[0]), np.mean(ious[1])])
+
+
 @pytest.mark.slow
 def test_demo_writes_files(tmp_path):
     from solvers.orex.demo import demo
