@@ -50,13 +50,19 @@ def test_inverse_keeps_decoders_frozen_and_fits_data(u_true):
     np.testing.assert_array_less(res.a_members.std(0) - 1e-9, res.a_std)
 
 
-def test_inverse_with_latent_prior_options(u_true):
-    from solvers.dgno.latent import LatentPrior
+def _unit_weight_model() -> DGNO:
+    """A small float64 DGNO (seed 0) whose MultiONet layer weights are all 1."""
     torch.manual_seed(0)
     model = DGNO(DGNOConfig(**SMALL), dtype=torch.float64)
     with torch.no_grad():
         model.u_decoder.layer_weights.fill_(1.0)
         model.a_decoder.layer_weights.fill_(1.0)
+    return model
+
+
+def test_inverse_with_latent_prior_options(u_true):
+    from solvers.dgno.latent import LatentPrior
+    model = _unit_weight_model()
     prior = LatentPrior(torch.full((8,), 0.3, dtype=torch.float64), 0.01 * torch.eye(8, dtype=torch.float64))
     obs = observe(u_true, 20, seed=0)
     res = solve_inverse(model, obs, members=3, steps=5, lr=1e-3, n_centres=4, pool=8, prior=prior, init="prior",
@@ -89,11 +95,7 @@ def test_perturbed_prior_spreads_members_like_the_prior(u_true):
 
 def _linearised_setup(u_true):
     from solvers.dgno.latent import LatentPrior
-    torch.manual_seed(0)
-    model = DGNO(DGNOConfig(**SMALL), dtype=torch.float64)
-    with torch.no_grad():
-        model.u_decoder.layer_weights.fill_(1.0)
-        model.a_decoder.layer_weights.fill_(1.0)
+    model = _unit_weight_model()
     prior = LatentPrior(torch.zeros(8, dtype=torch.float64), 0.3 * torch.eye(8, dtype=torch.float64))
     return model, prior, observe(u_true, 20, seed=0), torch.full((8,), 0.1, dtype=torch.float64)
 
