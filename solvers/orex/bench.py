@@ -130,7 +130,8 @@ def summarise(rows: list[dict], ablations: bool) -> dict:
 
     def check(shape: str, key: str, test) -> dict:
         values = {name[c]: by[c + ("orex",)][key] for c in cases if c[0] == shape}
-        return {"value": values[shape] if len(values) == 1 else values, "met": all(map(test, values.values()))}
+        return {"value": next(iter(values.values())) if len(values) == 1 else values,
+                "met": all(map(test, values.values()))}
     if any(c[0] == "sphere" for c in cases):
         out["sphere_iou>=0.97"] = check("sphere", "iou", lambda v: v >= 0.97)
         out["sphere_hausdorff<=0.02"] = check("sphere", "hausdorff", lambda v: v <= 0.02)

@@ -219,6 +219,8 @@ def test_bench_summary_runs_over_shapes_and_network_seeds():
     assert loop["cases"] == 2
     ious = [[r["iou"] for r in out["rows"] if r["method"] == m] for m in ("orex", "orex-1-loop")]
     assert loop["mean_over_shapes [full, ablated]"]["iou"] == pytest.approx([np.mean(ious[0]), np.mean(ious[1])])
+    one_seed = summarise([{**r, "network_seed": 3} for r in rows if r["network_seed"] == 1], ablations=False)
+    assert one_seed["sphere_iou>=0.97"]["value"] == rows[2]["iou"]  # a single case reports a plain number
 
 
 @pytest.mark.slow
