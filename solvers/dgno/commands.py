@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import shlex
@@ -63,13 +64,37 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _stage_config(args, stage: str, every: int, time_limit: float | None) -> TrainConfig:
+_STAGES = ("train", "refine", "physics")
+_NOT_STATE = {"name", "out", "cache_dir", "device", "time_limit", "no_progress"}
+
+
+def _stage_dir(args, stage: str, start: DGNO | None) -> Path:
+    """``CACHE_DIR/STAGE_NAME-FINGERPRINT``: the checkpoint folder of one training stage.
+
+    The fingerprint hashes every option that decides the stage's starting point and data (not its
+    own step count, so a run can be resumed with more steps, nor later stages' options) and the
+    weights it starts from, so a resume never picks up a checkpoint of another run that had the
+    same ``--name`` but, say, other ``--init-weights``.
+    """
+    later = _STAGES[_STAGES.index(stage) + 1:]
+    own_steps = "steps" if stage == "train" else f"{stage}_steps"
+    options = {k: v for k, v in sorted(vars(args).items())
+               if k not in _NOT_STATE and k != own_steps and not k.startswith(tuple(f"{s}_" for s in later))}
+    digest = hashlib.sha256(json.dumps(options, default=str).encode())
+    if start is not None:
+        for key, value in sorted(start.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return Path(args.cache_dir) / f"{stage}_{args.name}-{digest.hexdigest()[:12]}"
+
+
+def _stage_config(args, stage: str, every: int, time_limit: float | None, start: DGNO) -> TrainConfig:
     """The resumable :class:`TrainConfig` of stage ``refine`` or ``physics`` from its ``--STAGE-*``
-    options (checkpoints in ``CACHE_DIR/STAGE_NAME``); also seeds torch as the stages expect."""
+    options (checkpoints in :func:`_stage_dir`); also seeds torch as the stages expect."""
     torch.manual_seed(args.seed)
     return TrainConfig(steps=getattr(args, f"{stage}_steps"), batch_size=getattr(args, f"{stage}_batch"),
                        lr=getattr(args, f"{stage}_lr"), seed=args.seed, device=args.device,
-                       checkpoint_dir=Path(args.cache_dir) / f"{stage}_{args.name}", checkpoint_every=every,
+                       checkpoint_dir=_stage_dir(args, stage, start), checkpoint_every=every,
                        resume=True, progress=not args.no_progress, time_limit_s=time_limit)
 
 
@@ -107,19 +132,19 @@ def train(argv: list[str] | None = None) -> int:
         if model is not None:
             model.config.w_data = args.w_data
         tc = TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed, device=args.device,
-                         checkpoint_dir=Path(args.cache_dir) / f"train_{args.name}", checkpoint_every=500,
+                         checkpoint_dir=_stage_dir(args, "train", model), checkpoint_every=500,
                          resume=True, progress=not args.no_progress, time_limit_s=args.time_limit)
         torch.manual_seed(args.seed)
         model, res = train_dgno(a_train, config, tc, lr_decay_every=args.decay_every, model=model)
         steps, final_loss = res.steps, float(np.mean(res.losses[-100:]))
     refined = None
     if args.refine_steps:
-        tc = _stage_config(args, "refine", every=1000, time_limit=None)
+        tc = _stage_config(args, "refine", every=1000, time_limit=None, start=model)
         model, res = refine_latent(model, a_train, tc, w_u=args.refine_w_u, lr_decay_every=args.refine_decay_every)
         refined = _stage_summary(res)
     physics = None
     if args.physics_steps:
-        tc = _stage_config(args, "physics", every=250, time_limit=args.time_limit)
+        tc = _stage_config(args, "physics", every=250, time_limit=args.time_limit, start=model)
         model, res = refine_solution_decoders(model, a_train, tc, lr_decay_every=args.physics_decay_every)
         physics = _stage_summary(res)
     model = model.cpu().eval()

@@ -39,3 +39,26 @@ def test_train_stage_three_changes_only_the_solution_decoders(tmp_path):
     for name, same in (("encoder", True), ("a_decoder", True), ("u_decoder", False)):
         a, b = getattr(first, name).state_dict(), getattr(third, name).state_dict()
         assert all((a[k] == b[k]).all() for k in a) == same, name
+
+
+def test_stage_checkpoints_are_keyed_by_the_starting_point(tmp_path):
+    """Same --name, other --init-weights: another checkpoint folder (no stale resume); more steps of
+    the same stage, or other options of a later stage: the same folder (resumable)."""
+    import torch
+
+    from solvers.dgno.commands import _parser, _stage_dir
+    from solvers.dgno.model import DGNOConfig
+    base = ["--cache-dir", str(tmp_path), "--steps", "0", "--physics-steps", "10"]
+    args = _parser().parse_args(base)
+    torch.manual_seed(0)
+    one = DGNO(DGNOConfig(latent=4, width=8, depth=2, n_centres=4))
+    torch.manual_seed(1)
+    other = DGNO(DGNOConfig(latent=4, width=8, depth=2, n_centres=4))
+    folder = _stage_dir(args, "physics", one)
+    assert folder.parent == tmp_path and folder.name.startswith("physics_dgno-two-phase-")
+    assert _stage_dir(args, "physics", other) != folder
+    longer = _parser().parse_args([*base[:-1], "20"])
+    assert _stage_dir(longer, "physics", one) == folder
+    assert _stage_dir(_parser().parse_args([*base, "--physics-lr", "1e-4"]), "physics", one) != folder
+    assert _stage_dir(_parser().parse_args([*base, "--physics-lr", "1e-4"]), "refine", one) == \
+        _stage_dir(args, "refine", one)
