@@ -85,9 +85,12 @@ def train_quadrature(model, schedule, config, y_max: float = 6.0, y_points: int 
     def loss_fn(net, step):
         kind, gamma, _ = schedule.phase(step)
         f = net(y.reshape(-1, 1, 1, 1)).reshape(-1, 1)
-        if kind != "pm":
-            return (post * (f - x).abs()).sum(1).mean()
-        return (post * (1 - torch.exp(-((f - x) / gamma) ** 2))).sum(1).mean()
+        d = f - x
+        if kind == "pm":
+            pointwise = 1 - torch.exp(-(d / gamma) ** 2)
+        else:  # the schedule's l1 pretraining, or a plain l1 / l2 schedule
+            pointwise = d.abs() if kind == "l1" else d ** 2
+        return (post * pointwise).sum(1).mean()
     return fit_scheduled(model, loss_fn, sample_batch, schedule, config)
 
 

@@ -171,6 +171,27 @@ def test_quadrature_training_moves_towards_the_loss_minimiser(tmp_path):
     assert model.potential.min_constrained_weight() >= 0.0
 
 
+def test_quadrature_l2_schedule_is_the_posterior_expected_squared_error(tmp_path):
+    """With ``loss="l2"`` the quadrature loss is ``E[(f(y) - x)^2 | y]`` averaged over the y grid
+    (minimised by the posterior mean), not the l1 loss of the pretraining phase."""
+    from solvers.lpn.laplace import posterior_grid, train_quadrature
+    torch.manual_seed(0)
+    model = LPN(hidden=8, layers=3, kernel_size=1, beta=10.0).double()
+    y = torch.linspace(-6, 6, 201, dtype=torch.float64)
+    x, post = posterior_grid(y, grid=2001)
+    keep = post.max(dim=0).values > 1e-14
+    x, post = x[keep], post[:, keep]
+    with torch.no_grad():
+        d = model(y.reshape(-1, 1, 1, 1)).reshape(-1, 1) - x
+    squared, absolute = float((post * d ** 2).sum(1).mean()), float((post * d.abs()).sum(1).mean())
+    schedule = Schedule(steps=3, loss="l2", pretrain_fraction=0.0, lr=1e-3)
+    result = train_quadrature(model, schedule, TrainConfig(steps=3, batch_size=1, device="cpu",
+                                                           checkpoint_dir=tmp_path, checkpoint_every=0),
+                              y_max=6.0, y_points=201, grid=2001)
+    assert result.losses[0] == pytest.approx(squared, rel=1e-9)
+    assert abs(squared - absolute) > 0.1 * squared
+
+
 def _doubling(x: torch.Tensor) -> torch.Tensor:
     """``2 x``: the exact prox of the non-convex ``R(x) = -||x||^2 / 4`` (Jacobian 2 > 1)."""
     return 2.0 * x
