@@ -134,14 +134,7 @@ def prox_descent(model: LPN, x: torch.Tensor, **kwargs) -> dict[str, torch.Tenso
 
     The inequality holds for any proximal operator ``f = prox_R`` (``f(x)`` minimises
     ``||u - x||^2 / 2 + R(u)``, compare with ``u = x``); its slack is returned as ``gap`` (>= 0 up to
-    the inversion residual).
-
-    Parameters
-    ----------
-    model : LPN
-    x : (B, C, H, W) tensor
-    **kwargs
-        Passed to :func:`invert_prox`.
+    the inversion residual). Parameters as for :func:`regulariser`.
 
     Returns
     -------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -62,11 +63,11 @@ def methods(config: OReXConfig, ablations: bool) -> dict:
     (the single-level run does all the hierarchical run's steps at the finest level), so the
     same number of samples is seen; the 1-loop net costs about 1/5 of the compute per step.
     """
-    out = {"orex": config, "orex-1-loop": OReXConfig(**{**config.__dict__, "n_iterations": 1}),
+    out = {"orex": config, "orex-1-loop": replace(config, n_iterations=1),
            "slice-sdf-idw": None}
     if ablations:
-        out["orex-single-level"] = OReXConfig(**{**config.__dict__, "hierarchical": False})
-        out["orex-no-hinge"] = OReXConfig(**{**config.__dict__, "hinge_weight": 0.0})
+        out["orex-single-level"] = replace(config, hierarchical=False)
+        out["orex-no-hinge"] = replace(config, hinge_weight=0.0)
     return out
 
 
@@ -212,7 +213,7 @@ def run(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     rows = []
     for network_seed in args.network_seeds or [config.seed]:
-        seeded = OReXConfig(**{**config.__dict__, "seed": network_seed})
+        seeded = replace(config, seed=network_seed)
         for spec in args.shapes:
             for row in bench_shape(spec, args.device, seeded, args.ablations, args.resolution, args.seed,
                                    args.methods):
