@@ -55,11 +55,16 @@ def surface_distances(reference, mesh, count: int = 30000, seed: int = 0) -> dic
             "hausdorff": float(max(dab.max(), dba.max()) / diag)}
 
 
-def plane_iou(slices: SliceSet, field: Callable[[np.ndarray], np.ndarray], n: int = 128) -> np.ndarray:
+def plane_iou(slices: SliceSet, field: Callable[[np.ndarray], np.ndarray], n: int = 128,
+              fine: int | None = 256) -> np.ndarray:
     """2-D IoU per input plane between ``field < 0`` and the input labels, ``(P,)``.
 
     Each plane is sampled on an ``n x n`` grid covering its cut of the contours' box
-    (enlarged by 20 %); a plane where both are empty scores 1.
+    (enlarged by 20 %), which finds false-inside regions anywhere on the plane. With ``fine``,
+    the IoU is then counted on a ``fine x fine`` grid over the box of the cells that either
+    side marks inside (grown by two coarse cells): a small section covers few coarse cells,
+    and at ``n=128`` the count alone moved its IoU by up to 0.01 between grid sizes. A plane
+    where both are empty scores 1.
     """
     lo, hi = slices.bounds()
     centre, half = 0.5 * (lo + hi), 0.6 * float(np.max(hi - lo))
@@ -69,14 +74,25 @@ def plane_iou(slices: SliceSet, field: Callable[[np.ndarray], np.ndarray], n: in
         c2 = plane.to_2d(centre[None])[0]
         t = np.linspace(-np.sqrt(3) * half, np.sqrt(3) * half, n)
         p2 = np.stack(np.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2) + c2
-        p3 = plane.to_3d(p2)
-        keep = np.all(np.abs(p3 - centre) <= half, axis=1)
-        p2, p3 = p2[keep], p3[keep]
-        truth = sec.inside_2d(p2)
-        pred = np.asarray(field(p3)) < 0
+        p2, truth, pred = _plane_labels(sec, field, p2, centre, half)
+        marked = np.logical_or(truth, pred)
+        if fine and marked.any():
+            cell = t[1] - t[0]
+            box_lo, box_hi = p2[marked].min(0) - 2 * cell, p2[marked].max(0) + 2 * cell
+            tx, ty = (np.linspace(box_lo[i], box_hi[i], fine) for i in (0, 1))
+            p2 = np.stack(np.meshgrid(tx, ty, indexing="ij"), -1).reshape(-1, 2)
+            _, truth, pred = _plane_labels(sec, field, p2, centre, half)
         union = np.logical_or(truth, pred).sum()
         out.append(np.logical_and(truth, pred).sum() / union if union else 1.0)
     return np.asarray(out, dtype=float)
+
+
+def _plane_labels(section, field, p2: np.ndarray, centre: np.ndarray, half: float):
+    """The in-plane points ``p2`` ``(M, 2)`` that lie in the cube ``centre +- half`` ``(M', 2)``, their
+    input labels and ``field < 0`` (two ``(M',)`` boolean arrays)."""
+    p3 = section.plane.to_3d(p2)
+    keep = np.all(np.abs(p3 - centre) <= half, axis=1)
+    return p2[keep], section.inside_2d(p2[keep]), np.asarray(field(p3[keep])) < 0
 
 
 def genus(mesh) -> float | None:

@@ -36,9 +36,9 @@ def make_shape(name: str):
     if name == "sphere":
         return trimesh.creation.icosphere(subdivisions=4, radius=1.0), 0
     if name == "torus":
-        return trimesh.creation.torus(major_radius=0.6, minor_radius=0.25, major_sections=64, minor_sections=32), 1
+        return trimesh.creation.torus(major_radius=0.6, minor_radius=0.25, major_sections=128, minor_sections=64), 1
     if name == "capsule":
-        return trimesh.creation.capsule(height=1.2, radius=0.4, count=[32, 32]), 0
+        return trimesh.creation.capsule(height=1.2, radius=0.4, count=[64, 64]), 0
     if name == "two_spheres":
         return _sdf_union_mesh([[-0.35, 0, 0], [0.4, 0.1, 0.05]], [0.55, 0.45]), 0
     if name == "nut":  # pyvista's bundled nut.ply (a hexagonal nut: genus 1)

@@ -99,6 +99,25 @@ def test_baseline_reproduces_the_slices(sphere_slices):
     assert volume_iou(mesh, base.field, resolution=32) > 0.8
 
 
+def test_plane_iou_is_accurate_on_a_small_section():
+    """A plane near the sphere's edge cuts a small section; a field whose sphere is 2 % larger
+    contains it, so the 2-D IoU is the section's area over the larger disc's. The coarse grid
+    alone counts few cells of the section."""
+    from geometry.slices import Plane
+    mesh = trimesh.creation.icosphere(subdivisions=5)
+    plane = Plane(np.array([0.0, 0.3, 1.0]), -0.95)
+    slices = slice_mesh(mesh, [plane])
+    ring = slices[0].rings_2d()[0]
+    area = 0.5 * abs(np.sum(ring[:, 0] * np.roll(ring[:, 1], -1) - np.roll(ring[:, 0], -1) * ring[:, 1]))
+    exact = area / (np.pi * (1.02 ** 2 - plane.offset ** 2))
+
+    def field(p):
+        return np.linalg.norm(p, axis=1) - 1.02
+    fine = plane_iou(slices, field, n=32)[0]
+    coarse = plane_iou(slices, field, n=32, fine=None)[0]
+    assert abs(fine - exact) < 2e-3 < abs(coarse - exact)
+
+
 def test_tiny_reconstruction_fits_the_slices(sphere_slices):
     mesh, slices = sphere_slices
     rec = OReX(OReXConfig.tiny(seed=1)).fit(slices)
@@ -162,8 +181,8 @@ def test_capped_steps_shared_in_proportion_to_epochs(sphere_slices):
         model.scale, model.shift = slices.normalization()
         levels, epochs = model._levels(slices.transformed(model.scale, model.shift), np.random.default_rng(0))
         plans[shares] = model._plan(levels, epochs)
-    assert plans["equal"] == [10] * 6
-    assert plans["epochs"] == [round(60 * e / 38) for e in (4, 4, 6, 6, 8, 10)]  # finer levels get more
+    assert plans["equal"] == [10] * 7
+    assert plans["epochs"] == [round(70 * e / 48) for e in (4, 4, 6, 6, 8, 10, 10)]  # finer levels get more
     with pytest.raises(ValueError, match="cap_shares"):
         OReXConfig(cap_shares="fine")
 
@@ -171,6 +190,9 @@ def test_capped_steps_shared_in_proportion_to_epochs(sphere_slices):
 def test_configs():
     paper = OReXConfig.paper()
     assert paper.n_iterations == 10 and paper.epochs == [50, 50, 100, 100, 150, 200]
+    assert paper.radii_exponents == [4, 5, 5, 6, 6, 7] and OReXConfig.cpu().radii_exponents[-1] == 8
+    with pytest.raises(ValueError, match="same non-zero length"):
+        OReXConfig(epochs=[1, 2])
     assert paper.dtype == "float64" and paper.weight_decay == 1e-3 and paper.hinge_points is None
     assert OReXConfig.cpu().max_steps_per_level is not None
     assert paper.contour_spacing is None and OReXConfig.cpu().contour_spacing is not None  # paper: per edge
