@@ -172,6 +172,21 @@ COLUMNS = [("shape", -11, lambda r: r["shape"]), ("P", 3, number("planes", "d"))
            ("mesh s", 6, number("mesh_s", ".1f"))]
 
 
+def merge(paths: list[str], ablations: bool, argv: list[str] | None = None) -> dict:
+    """Summarise the rows of several ``sciml bench orex --json`` files as one run."""
+    import json
+    from pathlib import Path
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    rows = [row for run in runs for row in run["rows"]]
+    cases = [(r["shape"], r.get("network_seed", 0), r["method"]) for r in rows]
+    if len(set(cases)) != len(cases):
+        raise ValueError(f"--merge: the files {paths} repeat a (shape, network seed, method) case; "
+                         f"merge runs with different shapes or --network-seeds")
+    return {"benchmark": "orex", "argv": list(argv or []), "merged": list(paths),
+            "config_values": [run.get("config_values") for run in runs], "rows": rows,
+            "summary": summarise(rows, ablations), "table": format_table(rows, COLUMNS)}
+
+
 def parse_overrides(items: list[str]) -> dict:
     """``["field=value", ...]`` -> ``{field: value}`` (values parsed as JSON, else kept as strings)."""
     import json
@@ -206,7 +221,12 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
                         help="override OReXConfig fields of --config, e.g. box_outside_count=8192 (JSON values)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="fit nothing: summarise the rows of these earlier --json outputs together (e.g. one "
+                             "run per network seed in parallel processes)")
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.ablations, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     config = getattr(OReXConfig, args.config)(**parse_overrides(args.set))

@@ -245,6 +245,25 @@ def test_bench_summary_runs_over_shapes_and_network_seeds():
     assert one_seed["sphere_iou>=0.97"]["value"] == rows[2]["iou"]  # a single case reports a plain number
 
 
+def test_bench_merge_summarises_runs_together(tmp_path):
+    import json
+
+    from solvers.orex.bench import run, summarise
+    row = {"shape": "sphere", "planes": 6, "iou": 0.9, "chamfer": 0.01, "hausdorff": 0.02, "plane_iou_min": 0.99,
+           "ripple_deg": 2.0, "genus": 0, "fit_s": 1.0, "mesh_s": 0.1}
+    runs = [[{**row, "network_seed": seed, "method": m, "iou": 0.9 + 0.01 * seed}
+             for m in ("orex", "orex-1-loop", "slice-sdf-idw")] for seed in (0, 1)]
+    paths = []
+    for seed, rows in enumerate(runs):
+        paths.append(tmp_path / f"seed{seed}.json")
+        paths[-1].write_text(json.dumps({"rows": rows, "config_values": {"seed": seed}}))
+    out = run(["--merge", *map(str, paths)])
+    assert out["summary"] == summarise(runs[0] + runs[1], ablations=False)
+    assert out["summary"]["sphere_iou>=0.97"]["value"] == {"sphere": 0.9, "sphere@seed1": 0.91}
+    with pytest.raises(ValueError, match="repeat a"):
+        run(["--merge", str(paths[0]), str(paths[0])])
+
+
 @pytest.mark.slow
 def test_demo_writes_files(tmp_path):
     from solvers.orex.demo import demo
