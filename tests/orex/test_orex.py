@@ -181,8 +181,8 @@ def test_capped_steps_shared_in_proportion_to_epochs(sphere_slices):
         model.scale, model.shift = slices.normalization()
         levels, epochs = model._levels(slices.transformed(model.scale, model.shift), np.random.default_rng(0))
         plans[shares] = model._plan(levels, epochs)
-    assert plans["equal"] == [10] * 7
-    assert plans["epochs"] == [round(70 * e / 48) for e in (4, 4, 6, 6, 8, 10, 10)]  # finer levels get more
+    assert plans["equal"] == [10] * 6
+    assert plans["epochs"] == [round(60 * e / 38) for e in (4, 4, 6, 6, 8, 10)]  # finer levels get more
     with pytest.raises(ValueError, match="cap_shares"):
         OReXConfig(cap_shares="fine")
 
@@ -190,7 +190,6 @@ def test_capped_steps_shared_in_proportion_to_epochs(sphere_slices):
 def test_configs():
     paper = OReXConfig.paper()
     assert paper.n_iterations == 10 and paper.epochs == [50, 50, 100, 100, 150, 200]
-    assert paper.radii_exponents == [4, 5, 5, 6, 6, 7] and OReXConfig.cpu().radii_exponents[-1] == 8
     with pytest.raises(ValueError, match="same non-zero length"):
         OReXConfig(epochs=[1, 2])
     assert paper.dtype == "float64" and paper.weight_decay == 1e-3 and paper.hinge_points is None
