@@ -31,7 +31,12 @@ def _pyvista(name: str):
 
 
 def make_shape(name: str):
-    """``(mesh, genus)`` of a named test shape (see :data:`SHAPES`)."""
+    """``(mesh, genus)`` of a named test shape (see :data:`SHAPES`).
+
+    The analytic shapes are tessellated finely enough that their facets lie within 0.0005 of the
+    analytic surface (torus 128 x 64, capsule 64 x 64 sections): with half as many, the facet
+    depth (0.0012, 0.0019) was as large as the in-plane boundary errors the benchmark measures.
+    """
     import trimesh
     if name == "sphere":
         return trimesh.creation.icosphere(subdivisions=4, radius=1.0), 0
