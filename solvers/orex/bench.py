@@ -10,9 +10,11 @@ sampling and without the gradient hinge.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -174,14 +176,19 @@ COLUMNS = [("shape", -11, lambda r: r["shape"]), ("P", 3, number("planes", "d"))
 
 def merge(paths: list[str], ablations: bool, argv: list[str] | None = None) -> dict:
     """Summarise the rows of several ``sciml bench orex --json`` files as one run."""
-    import json
-    from pathlib import Path
     runs = [json.loads(Path(p).read_text()) for p in paths]
     rows = [row for run in runs for row in run["rows"]]
     cases = [(r["shape"], r.get("network_seed", 0), r["method"]) for r in rows]
     if len(set(cases)) != len(cases):
         raise ValueError(f"--merge: the files {paths} repeat a (shape, network seed, method) case; "
                          f"merge runs with different shapes or --network-seeds")
+    needed = set(methods(OReXConfig(), ablations))
+    missing = {f"{shape}@seed{seed}": sorted(needed - {m for sh, se, m in cases if (sh, se) == (shape, seed)})
+               for shape, seed, _ in cases}
+    missing = {case: names for case, names in missing.items() if names}
+    if missing:
+        raise ValueError(f"--merge: the summary needs every method for every case; missing {missing} "
+                         f"(rerun those, or merge without --ablations if only the ablations are missing)")
     return {"benchmark": "orex", "argv": list(argv or []), "merged": list(paths),
             "config_values": [run.get("config_values") for run in runs], "rows": rows,
             "summary": summarise(rows, ablations), "table": format_table(rows, COLUMNS)}
@@ -189,7 +196,6 @@ def merge(paths: list[str], ablations: bool, argv: list[str] | None = None) -> d
 
 def parse_overrides(items: list[str]) -> dict:
     """``["field=value", ...]`` -> ``{field: value}`` (values parsed as JSON, else kept as strings)."""
-    import json
     known = set(OReXConfig.__dataclass_fields__)
     out = {}
     for item in items:

@@ -261,6 +261,8 @@ def test_bench_merge_summarises_runs_together(tmp_path):
     assert out["summary"]["sphere_iou>=0.97"]["value"] == {"sphere": 0.9, "sphere@seed1": 0.91}
     with pytest.raises(ValueError, match="repeat a"):
         run(["--merge", str(paths[0]), str(paths[0])])
+    with pytest.raises(ValueError, match="missing .*orex-no-hinge"):
+        run(["--ablations", "--merge", *map(str, paths)])
 
 
 @pytest.mark.slow
