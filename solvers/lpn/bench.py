@@ -76,6 +76,8 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ct-model", default=None, help="LPN for CT (default lpn-ct if shipped, else --model)")
     parser.add_argument("--pnp-model", default=None,
                         help=f"LPN for deblurring/inpainting/cs (default: {PROBLEM_MODELS} per problem, else --model)")
+    parser.add_argument("--dihedral", action="store_true",
+                        help="average every image LPN's potential over the 8 image symmetries (exact prox, 8x cost)")
     parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS)
     parser.add_argument("--only", nargs="*", default=None, choices=SECTIONS)
     parser.add_argument("--size", type=int, default=256, help="held-out image crop for denoising")
@@ -86,9 +88,9 @@ def run(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     sections = [s for s in (args.only or SECTIONS) if s not in args.skip]
     started = time.perf_counter()
-    model = load_lpn(args.model, device=args.device)
+    model = load_lpn(args.model, device=args.device, dihedral=args.dihedral)
     out: dict = {"benchmark": "lpn", "command": "sciml bench lpn " + " ".join(argv if argv is not None else []),
-                 "model": args.model, "device": args.device, "torch": torch.__version__,
+                 "model": args.model, "dihedral": args.dihedral, "device": args.device, "torch": torch.__version__,
                  "threads": torch.get_num_threads(), "sections": sections, "settings": SETTINGS}
     rows: list[dict] = []
     images = heldout_images(args.size)
@@ -122,7 +124,8 @@ def run(argv: list[str] | None = None) -> dict:
             continue
         results = {}
         pnp_name = args.pnp_model or PROBLEM_MODELS.get(problem, args.model)
-        pnp_model = model if pnp_name == args.model else load_lpn(pnp_name, device=args.device)
+        pnp_model = model if pnp_name == args.model else load_lpn(pnp_name, device=args.device,
+                                                                   dihedral=args.dihedral)
         for name, clean in small.items():
             shape = clean.shape
             if problem == "deblurring":
@@ -145,12 +148,12 @@ def run(argv: list[str] | None = None) -> dict:
         ct_name = args.ct_model
         if ct_name is None:
             try:
-                ct_model = load_lpn("lpn-ct", device=args.device)
+                ct_model = load_lpn("lpn-ct", device=args.device, dihedral=args.dihedral)
                 ct_name = "lpn-ct"
             except FileNotFoundError:
                 ct_model, ct_name = model, args.model
         else:
-            ct_model = load_lpn(ct_name, device=args.device)
+            ct_model = load_lpn(ct_name, device=args.device, dihedral=args.dihedral)
         r = ex.sparse_view_ct(ct_model, device=args.device, maxiter=max(args.maxiter, 40), seed=args.seed,
                               **SETTINGS["ct"])
         out["ct"] = {**_strip(r), "model": ct_name}

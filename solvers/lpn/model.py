@@ -13,14 +13,16 @@ from sciml.pretrained import weights_path
 __all__ = ["load_lpn", "save_lpn", "denoise"]
 
 
-def load_lpn(name_or_path: str | Path = "lpn-gray", device=None, dtype: torch.dtype = torch.float32) -> LPN:
+def load_lpn(name_or_path: str | Path = "lpn-gray", device=None, dtype: torch.dtype = torch.float32,
+             dihedral: bool = False) -> LPN:
     """A shipped LPN (``"lpn-gray"``, ``"lpn-laplace-pm"``, ``"lpn-laplace-l2"``) or a checkpoint path.
 
     The recipe stored with the weights is available as ``model.recipe``. The model is returned
-    in eval mode with ``dtype`` on ``device``.
+    in eval mode with ``dtype`` on ``device``; ``dihedral`` averages its potential over the image
+    symmetries (see :class:`~sciml.nn.icnn.LPN`; images only).
     """
     tensors, config = load_checkpoint(weights_path(name_or_path, "sciml train lpn"))
-    model = LPN(**config["network"])
+    model = LPN(dihedral=dihedral, **config["network"])
     model.load_state_dict(tensors)
     model.recipe = config
     return model.to(device=device, dtype=dtype).eval()

@@ -18,9 +18,9 @@ def _net(seed=0, **kw):
 
 
 @pytest.mark.parametrize("shape", [(9, 9), (16, 23), (31, 12)])
-@pytest.mark.parametrize("padding_mode", ["zeros", "reflect"])
-def test_jacobian_symmetric_psd_full_image(shape, padding_mode):
-    net = _net(padding_mode=padding_mode)
+@pytest.mark.parametrize("padding_mode, dihedral", [("zeros", False), ("reflect", False), ("zeros", True)])
+def test_jacobian_symmetric_psd_full_image(shape, padding_mode, dihedral):
+    net = _net(padding_mode=padding_mode, dihedral=dihedral)
     g = torch.Generator().manual_seed(1)
     x = torch.rand(1, 1, *shape, generator=g, dtype=torch.float64)
     v, w = (torch.randn(1, 1, *shape, generator=g, dtype=torch.float64) for _ in range(2))
@@ -44,6 +44,22 @@ def test_prox_is_gradient_of_potential_by_finite_differences():
     fd = (net.psi(x + eps * d) - net.psi(x - eps * d)) / (2 * eps)
     exact = (net(x) * d).flatten(1).sum(1)
     torch.testing.assert_close(fd, exact, rtol=1e-6, atol=1e-8)
+
+
+def test_dihedral_average_is_an_equivariant_prox_of_the_averaged_potential():
+    net = _net()
+    x = torch.rand(1, 1, 9, 14, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    flips = [lambda z: z.flip(-1), lambda z: z.flip(-2), lambda z: z.transpose(-1, -2),
+             lambda z: torch.rot90(z, 1, (-2, -1))]
+    plain = [net(g(x)) - g(net(x)) for g in flips]
+    assert max(float(d.abs().max()) for d in plain) > 1e-6  # the network alone is not equivariant
+    net.dihedral = True
+    for g in flips:
+        torch.testing.assert_close(net(g(x)), g(net(x)), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(net.psi(g(x)), net.psi(x), rtol=1e-12, atol=1e-12)
+    eps, d = 1e-6, torch.randn(x.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    fd = (net.psi(x + eps * d) - net.psi(x - eps * d)) / (2 * eps)
+    torch.testing.assert_close(fd, (net(x) * d).flatten(1).sum(1), rtol=1e-6, atol=1e-8)
 
 
 def test_potential_convex_along_random_segments():
