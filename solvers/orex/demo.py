@@ -57,8 +57,7 @@ def demo(out: Path, device: str = "cpu", shape: str = "torus", n_planes: int = 1
     ``occupancy.vti`` (logits and occupancy on the grid) and ``orex.png``. The default
     ``config`` is a shortened CPU configuration (50 steps per level, 3 loops; on 2 threads a
     40 s fit, volume IoU 0.961 against the baseline's 0.881; the full CPU default: 113 s, 0.964)
-    so the demo stays near a minute; ``sciml bench orex`` runs the full CPU default. (The earlier
-    15 steps and 4 loops fitted in 30 s but reached only 0.72, below the baseline.)
+    so the demo stays near a minute; ``sciml bench orex`` runs the full CPU default.
     """
     import trimesh
     from geometry.mesh_slicing import slice_mesh

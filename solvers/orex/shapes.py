@@ -6,18 +6,37 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SHAPES", "make_shape", "shape_planes"]
+__all__ = ["SHAPES", "make_shape", "shape_planes", "analytic_sdf"]
 
 
-def _sdf_union_mesh(centres, radii, resolution: int = 64):
+TORUS = {"major_radius": 0.6, "minor_radius": 0.25}
+CAPSULE = {"height": 1.2, "radius": 0.4}
+TWO_SPHERES = {"centres": [[-0.35, 0, 0], [0.4, 0.1, 0.05]], "radii": [0.55, 0.45]}
+
+
+def analytic_sdf(name: str):
+    """Signed distance ``(N, 3) -> (N,)`` (negative inside) of an analytic test shape:
+    ``"sphere"``, ``"torus"``, ``"capsule"`` or ``"two_spheres"`` (a union of two balls)."""
+    if name == "sphere":
+        return lambda p: np.linalg.norm(p, axis=1) - 1.0
+    if name == "torus":
+        major, minor = TORUS["major_radius"], TORUS["minor_radius"]
+        return lambda p: np.hypot(np.hypot(p[:, 0], p[:, 1]) - major, p[:, 2]) - minor
+    if name == "capsule":
+        half, radius = 0.5 * CAPSULE["height"], CAPSULE["radius"]
+        return lambda p: np.linalg.norm(p - np.clip(p, [0, 0, -half], [0, 0, half]), axis=1) - radius
+    if name == "two_spheres":
+        centres, radii = np.asarray(TWO_SPHERES["centres"], float), np.asarray(TWO_SPHERES["radii"], float)
+        return lambda p: np.min(np.linalg.norm(p[:, None, :] - centres[None], axis=2) - radii[None], axis=1)
+    raise KeyError(f"no analytic signed distance for {name!r}; known: sphere, torus, capsule, two_spheres")
+
+
+def _two_spheres_mesh(resolution: int = 64):
     from geometry.meshing import mesh_from_field
-    centres, radii = np.asarray(centres, float), np.asarray(radii, float)
+    centres, radii = np.asarray(TWO_SPHERES["centres"], float), np.asarray(TWO_SPHERES["radii"], float)
     lo = (centres - radii[:, None]).min(axis=0) - 0.1
     hi = (centres + radii[:, None]).max(axis=0) + 0.1
-
-    def sdf(p):
-        return np.min(np.linalg.norm(p[:, None, :] - centres[None], axis=2) - radii[None], axis=1)
-    mesh, _ = mesh_from_field(sdf, resolution, (lo, hi))
+    mesh, _ = mesh_from_field(analytic_sdf("two_spheres"), resolution, (lo, hi))
     return mesh
 
 
@@ -34,23 +53,21 @@ def make_shape(name: str):
     """``(mesh, genus)`` of a named test shape (see :data:`SHAPES`).
 
     The analytic shapes are tessellated finely enough that their slices match the analytic
-    sections (torus 256 x 128, capsule 128 x 128 sections). A network fits a smooth surface, so
-    the facets' depth shows up as error against the slices, and on a plane that meets the
-    surface at a shallow angle it is magnified ``1 / sin(angle)`` times in the plane: at 128 x 64
-    the torus's grazing plane 0 (of ``shape_planes(torus, 15)``) had a 2-D IoU of 0.984 between
-    its input polygon and the analytic section, and the fitted field, close to the analytic
-    torus, scored 0.972 against that polygon. Worst plane, polygon against analytic section:
-    torus 0.996 (0.984 at 128 x 64), capsule 0.998 (0.993 at 64 x 64), sphere 0.998.
+    sections (torus 256 x 128, capsule 128 x 128 sections; worst plane, polygon against the
+    analytic section: 0.996, 0.998, sphere 0.998). A network fits a smooth surface, so facet
+    depth counts as its error against the slices, magnified ``1 / sin(angle)`` times on a plane
+    that meets the surface at a shallow angle: at 128 x 64 one torus plane's polygon was 0.984
+    from the analytic section.
     """
     import trimesh
     if name == "sphere":
         return trimesh.creation.icosphere(subdivisions=4, radius=1.0), 0
     if name == "torus":
-        return trimesh.creation.torus(major_radius=0.6, minor_radius=0.25, major_sections=256, minor_sections=128), 1
+        return trimesh.creation.torus(**TORUS, major_sections=256, minor_sections=128), 1
     if name == "capsule":
-        return trimesh.creation.capsule(height=1.2, radius=0.4, count=[128, 128]), 0
+        return trimesh.creation.capsule(**CAPSULE, count=[128, 128]), 0
     if name == "two_spheres":
-        return _sdf_union_mesh([[-0.35, 0, 0], [0.4, 0.1, 0.05]], [0.55, 0.45]), 0
+        return _two_spheres_mesh(), 0
     if name == "nut":  # pyvista's bundled nut.ply (a hexagonal nut: genus 1)
         return _pyvista("nut"), 1
     raise KeyError(f"unknown shape {name!r}; known: {', '.join(SHAPES)}")
