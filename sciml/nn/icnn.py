@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ConvICNN", "LPN", "LPNEnsemble"]
+__all__ = ["ConvICNN", "LPN"]
 
 
 class ConvICNN(nn.Module):
@@ -204,15 +204,6 @@ class LPN(nn.Module):
         """Project the constrained weights onto ``>= 0`` (call after every optimiser step)."""
         self.potential.clamp_weights()
 
-    def min_constrained_weight(self) -> float:
-        """Smallest constrained weight (``>= 0`` whenever ``psi`` is convex by construction)."""
-        return self.potential.min_constrained_weight()
-
-    @property
-    def strong_convexity(self) -> float:
-        """Lower bound on the eigenvalues of the Hessian of ``psi`` (``2 alpha``)."""
-        return 2 * self.config["alpha"]
-
     def forward(self, x: torch.Tensor, create_graph: bool | None = None) -> torch.Tensor:
         """The prox ``f(x) = grad psi(x)``.
 
@@ -251,64 +242,3 @@ class LPN(nn.Module):
                 f"alpha={c['alpha']}, parameters={params}, receptive_field={self.receptive_field}, "
                 f"dihedral={self.dihedral}")
 
-
-
-class LPNEnsemble(LPN):
-    """Several LPNs as one: the potential is the mean of the members' potentials.
-
-    A mean of convex functions is convex, so ``f = grad psi`` (the mean of the members'
-    proxes) is still an exact proximal operator; like any ensemble it averages out the
-    members' independent errors, at the sum of their costs. Not in the paper.
-
-    Parameters
-    ----------
-    members : sequence of LPN
-        Trained networks for the same task (e.g. the same recipe with different seeds);
-        their architectures may differ.
-
-    Examples
-    --------
-    >>> ensemble = LPNEnsemble([LPN(hidden=8, layers=3), LPN(hidden=4, layers=2)]).double()
-    >>> x = torch.rand(1, 1, 12, 12, dtype=torch.float64)
-    >>> torch.allclose(ensemble(x), (ensemble.members[0](x) + ensemble.members[1](x)) / 2)
-    True
-    """
-
-    def __init__(self, members: Sequence[LPN]):
-        nn.Module.__init__(self)
-        if len(members) == 0 or not all(isinstance(m, LPN) for m in members):
-            raise ValueError("LPNEnsemble needs a non-empty list of LPN members")
-        self.members = nn.ModuleList(members)
-        self.config = {"members": [m.config for m in members]}
-
-    @property
-    def dihedral(self) -> bool:
-        """Whether every member averages its potential over the image symmetries (settable)."""
-        return all(m.dihedral for m in self.members)
-
-    @dihedral.setter
-    def dihedral(self, value: bool) -> None:
-        for m in self.members:
-            m.dihedral = value
-
-    def psi(self, x: torch.Tensor) -> torch.Tensor:
-        """The mean of the members' potentials, ``x : (B, C, H, W) -> (B,)``."""
-        return torch.stack([m.psi(x) for m in self.members]).mean(0)
-
-    def clamp_weights(self) -> None:
-        for m in self.members:
-            m.clamp_weights()
-
-    def min_constrained_weight(self) -> float:
-        return min(m.min_constrained_weight() for m in self.members)
-
-    @property
-    def strong_convexity(self) -> float:
-        return sum(m.strong_convexity for m in self.members) / len(self.members)
-
-    @property
-    def receptive_field(self) -> int:
-        return max(m.receptive_field for m in self.members)
-
-    def extra_repr(self) -> str:
-        return f"members={len(self.members)}, receptive_field={self.receptive_field}, dihedral={self.dihedral}"

@@ -47,12 +47,7 @@ SETTINGS = {"deblurring": dict(rho=0.05, data_weight=1.0, pgd_step=1.9, init="ad
             "cs": dict(rho=0.1, data_weight=1.0, pgd_step=0.3, init="tv"),
             "ct": dict(rho=0.01, data_weight=1.0, init="given", clip=(0.0, 1.0), patience=3)}
 # default model per PnP problem when --pnp-model is not given (else --model)
-PROBLEM_MODELS = {"deblurring": ["lpn-gray-h48"]}
-
-
-def _label(names: list[str]) -> str:
-    """How a model (or an ensemble of several) is named in the JSON."""
-    return "+".join(str(n) for n in names)
+PROBLEM_MODELS = {"deblurring": "lpn-gray-h48"}
 
 
 def _strip(result: dict) -> dict:
@@ -77,11 +72,9 @@ COLUMNS = [("problem", -18, lambda r: r["problem"]), ("method", -9, lambda r: r[
 def run(argv: list[str] | None = None) -> dict:
     """Parse ``sciml bench lpn`` options, run the sections, return the JSON-ready results."""
     parser = argparse.ArgumentParser(prog="sciml bench lpn", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", nargs="+", default=["lpn-gray"],
-                        help="shipped name or path of the image LPN (several: their ensemble, an exact prox)")
-    parser.add_argument("--ct-model", nargs="+", default=None,
-                        help="LPN for CT (default lpn-ct if shipped, else --model)")
-    parser.add_argument("--pnp-model", nargs="+", default=None,
+    parser.add_argument("--model", default="lpn-gray", help="shipped name or path of the image LPN")
+    parser.add_argument("--ct-model", default=None, help="LPN for CT (default lpn-ct if shipped, else --model)")
+    parser.add_argument("--pnp-model", default=None,
                         help=f"LPN for deblurring/inpainting/cs (default: {PROBLEM_MODELS} per problem, else --model)")
     parser.add_argument("--dihedral", action="store_true",
                         help="average every image LPN's potential over the 8 image symmetries (exact prox, 8x cost)")
@@ -97,9 +90,8 @@ def run(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     model = load_lpn(args.model, device=args.device, dihedral=args.dihedral)
     out: dict = {"benchmark": "lpn", "command": "sciml bench lpn " + " ".join(argv if argv is not None else []),
-                 "model": _label(args.model), "dihedral": args.dihedral, "device": args.device,
-                 "torch": torch.__version__, "threads": torch.get_num_threads(), "sections": sections,
-                 "settings": SETTINGS}
+                 "model": args.model, "dihedral": args.dihedral, "device": args.device, "torch": torch.__version__,
+                 "threads": torch.get_num_threads(), "sections": sections, "settings": SETTINGS}
     rows: list[dict] = []
     images = heldout_images(args.size)
     if "exactness" in sections:
@@ -149,7 +141,7 @@ def run(argv: list[str] | None = None) -> dict:
             rows += _inverse_rows(f"{problem}/{name}", r)
         summary = {m: {k: float(np.mean([r[m][k] for r in results.values()])) for k in ("psnr", "ssim")}
                    for m in ("lpn_admm", "lpn_pgd", "tv_admm")}
-        out[problem] = {"model": _label(pnp_name), "images": results, "mean": summary,
+        out[problem] = {"model": pnp_name, "images": results, "mean": summary,
                         "lpn_admm_beats_tv_psnr": summary["lpn_admm"]["psnr"] > summary["tv_admm"]["psnr"],
                         "lpn_admm_beats_tv_ssim": summary["lpn_admm"]["ssim"] > summary["tv_admm"]["ssim"]}
     if "ct" in sections:
@@ -157,14 +149,14 @@ def run(argv: list[str] | None = None) -> dict:
         if ct_name is None:
             try:
                 ct_model = load_lpn("lpn-ct", device=args.device, dihedral=args.dihedral)
-                ct_name = ["lpn-ct"]
+                ct_name = "lpn-ct"
             except FileNotFoundError:
                 ct_model, ct_name = model, args.model
         else:
             ct_model = load_lpn(ct_name, device=args.device, dihedral=args.dihedral)
         r = ex.sparse_view_ct(ct_model, device=args.device, maxiter=max(args.maxiter, 40), seed=args.seed,
                               **SETTINGS["ct"])
-        out["ct"] = {**_strip(r), "model": _label(ct_name)}
+        out["ct"] = {**_strip(r), "model": ct_name}
         rows += _inverse_rows("ct/shepp-logan", r)
     out["targets"] = {k: bool(v) for k, v in targets(out).items()}
     out["wall_s"] = time.perf_counter() - started

@@ -109,7 +109,7 @@ def train(argv: list[str]) -> int:
               "schedule": schedule.to_json(), "init": args.init, "quadrature": args.quadrature, "seed": args.seed,
               "final_loss": result.losses[-1],
               "loss_first_50": sum(first) / max(len(first), 1), "loss_last_50": sum(last) / max(len(last), 1),
-              "min_constrained_weight": model.min_constrained_weight(),
+              "min_constrained_weight": model.potential.min_constrained_weight(),
               "train_s": time.perf_counter() - started, "torch": torch.__version__,
               "threads": torch.get_num_threads(), "device": str(args.device)}
     save_lpn(result.model.cpu(), out, **recipe)

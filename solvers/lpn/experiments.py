@@ -57,8 +57,8 @@ def exactness(model: LPN, shapes=((32, 32), (64, 48), (96, 128)), probes: int = 
                     ft = net.psi(t * a + (1 - t) * b)
                     gap = max(gap, float((ft - t * fa - (1 - t) * fb).max()))
     return {"shapes": [list(s) for s in shapes], "max_symmetry_error": sym, "min_rayleigh_quotient": rayleigh,
-            "strong_convexity_floor": net.strong_convexity, "max_convexity_gap": gap,
-            "min_constrained_weight": net.min_constrained_weight(),
+            "strong_convexity_floor": 2 * net.config["alpha"], "max_convexity_gap": gap,
+            "min_constrained_weight": net.potential.min_constrained_weight(),
             "symmetric_to_1e-8": sym <= 1e-8, "psd": rayleigh >= -1e-10, "convex": gap <= 1e-10}
 
 

@@ -3,34 +3,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
 from sciml.io import atomic_path, load_checkpoint, save_checkpoint
-from sciml.nn.icnn import LPN, LPNEnsemble
+from sciml.nn.icnn import LPN
 from sciml.pretrained import weights_path
 
 __all__ = ["load_lpn", "save_lpn", "denoise"]
 
 
-def load_lpn(name_or_path: str | Path | Sequence[str | Path] = "lpn-gray", device=None,
-             dtype: torch.dtype = torch.float32, dihedral: bool = False) -> LPN:
+def load_lpn(name_or_path: str | Path = "lpn-gray", device=None, dtype: torch.dtype = torch.float32,
+             dihedral: bool = False) -> LPN:
     """A shipped LPN (``"lpn-gray"``, ``"lpn-laplace-pm"``, ``"lpn-laplace-l2"``) or a checkpoint path.
 
     The recipe stored with the weights is available as ``model.recipe``. The model is returned
     in eval mode with ``dtype`` on ``device``; ``dihedral`` averages its potential over the image
-    symmetries (see :class:`~sciml.nn.icnn.LPN`; images only). A list of names or paths gives an
-    :class:`~sciml.nn.icnn.LPNEnsemble` of them (still an exact prox), whose ``recipe`` lists
-    the members' recipes.
+    symmetries (see :class:`~sciml.nn.icnn.LPN`; images only).
     """
-    if not isinstance(name_or_path, (str, Path)):
-        members = [load_lpn(name, device, dtype, dihedral) for name in name_or_path]
-        if len(members) == 1:
-            return members[0]
-        ensemble = LPNEnsemble(members)
-        ensemble.recipe = {"members": [m.recipe for m in members]}
-        return ensemble.eval()
     tensors, config = load_checkpoint(weights_path(name_or_path, "sciml train lpn"))
     model = LPN(dihedral=dihedral, **config["network"])
     model.load_state_dict(tensors)
@@ -40,9 +30,6 @@ def load_lpn(name_or_path: str | Path | Sequence[str | Path] = "lpn-gray", devic
 
 def save_lpn(model: LPN, path: str | Path, **recipe) -> Path:
     """Write ``model`` (float32 weights + network config + ``recipe``) and a JSON copy of the recipe."""
-    if isinstance(model, LPNEnsemble):
-        raise TypeError("save_lpn writes one network; save each of ensemble.members and load them "
-                        "together with load_lpn([path, ...])")
     config = {"network": model.config, **recipe}
     state = {k: v.detach().float() for k, v in model.state_dict().items()}
     path = save_checkpoint(path, state, config)

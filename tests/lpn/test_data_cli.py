@@ -49,21 +49,7 @@ def test_shipped_weights_have_recipe_and_are_small(name):
     recipe = json.loads(path.with_suffix(".json").read_text())
     assert recipe["command"].startswith("sciml train lpn")
     model = load_lpn(name)
-    assert model.min_constrained_weight() >= 0.0
-
-
-def test_a_list_of_names_loads_their_ensemble(tmp_path):
-    from sciml.nn.icnn import LPNEnsemble
-    from solvers.lpn.model import load_lpn, save_lpn
-    ensemble = load_lpn(["lpn-gray", "lpn-gray-h48"], dtype=torch.float64, dihedral=True)
-    assert isinstance(ensemble, LPNEnsemble) and ensemble.dihedral and not ensemble.training
-    assert [r["network"]["hidden"] for r in ensemble.recipe["members"]] == [m.config["hidden"]
-                                                                           for m in ensemble.members]
-    x = torch.rand(1, 1, 12, 12, dtype=torch.float64)
-    torch.testing.assert_close(ensemble(x), sum(m(x) for m in ensemble.members) / 2)
-    assert not isinstance(load_lpn(["lpn-gray"]), LPNEnsemble)
-    with pytest.raises(TypeError, match="ensemble.members"):
-        save_lpn(ensemble, tmp_path / "e.safetensors")
+    assert model.potential.min_constrained_weight() >= 0.0
 
 
 def test_missing_weights_name_the_command():
@@ -118,4 +104,4 @@ def test_train_cli_dilations_and_recipe(tmp_path):
     model = load_lpn(out)
     assert model.config["dilations"] == [1, 2] and model.config["hidden"] == 4
     assert model.recipe["command"] == "sciml train lpn " + " ".join(argv)
-    assert model.min_constrained_weight() >= 0.0
+    assert model.potential.min_constrained_weight() >= 0.0
