@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from sciml.train import TrainConfig, reproducing_command, resolve_device
-from solvers.dcdm.network import PaperDCDMNet, UNetDCDMNet
+from solvers.dcdm.network import PaperDCDMNet, RecursiveUNetDCDMNet, UNetDCDMNet
 from sciml.pretrained import data_dir
 from solvers.dcdm.solver import DCDMSolver
 from solvers.dcdm.training import DCDMTrainingSetup, train_dcdm
@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sciml train dcdm", description="Train a DCDM direction network on Ritz "
                                 "vectors of the training scenes and save it (safetensors + JSON recipe).")
-    p.add_argument("--arch", choices=["unet", "paper"], default="unet")
+    p.add_argument("--arch", choices=["unet", "paper", "recursive"], default="unet")
     p.add_argument("--sizes", type=int, nargs="+", default=[16, 32],
                    help="training grid sizes, cells per side (default 16 32)")
     p.add_argument("--scenes", nargs="+", default=None, help="training scene names (default: all)")
@@ -53,10 +53,10 @@ def train(argv: list[str]) -> int:
     from solvers.dcdm.scenes import training_scenes
     args = _parser().parse_args(argv)
     torch.manual_seed(args.seed)  # network initialisation
-    model = UNetDCDMNet() if args.arch == "unet" else PaperDCDMNet()
+    model = {"unet": UNetDCDMNet, "paper": PaperDCDMNet, "recursive": RecursiveUNetDCDMNet}[args.arch]()
     scenes = args.scenes or [s if isinstance(s, str) else s.name for s in training_scenes()]
     started = time.perf_counter()
-    noise = args.noise if args.noise is not None else (0.5 if args.arch == "unet" else 0.0)
+    noise = args.noise if args.noise is not None else (0.0 if args.arch == "paper" else 0.5)
     unroll = args.unroll
     if args.init is not None:
         model = DCDMSolver.from_pretrained(args.init).model.float().train()

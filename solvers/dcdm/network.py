@@ -139,6 +139,67 @@ class UNetDCDMNet(nn.Module):
         return q + r if self.input_skip else q
 
 
+class RecursiveUNetDCDMNet(nn.Module):
+    """U-Net whose coarse levels share one set of weights, as many as the grid allows (ours).
+
+    The finest level has its own ``fine_channels``; every coarser level, down to a grid of
+    at most ``coarsest`` cells per side, applies the same residual pair on the way down,
+    the same ``1x1`` map of the upsampled coarse result and the same residual pair on the
+    way up (``channels`` each). The depth thus grows with the grid, like a multigrid
+    V-cycle: a network trained at 32^3 meets a 64^3 grid with one more level of the same
+    operator instead of a coarsest level that is too fine. Bias-free and with the input
+    skip, as :class:`UNetDCDMNet` (see there).
+
+    Parameters
+    ----------
+    fine_channels : int
+        Channels at full resolution.
+    channels : int
+        Channels of the shared coarse levels.
+    coarsest : int
+        Pool until the grid has at most this many cells per side.
+    """
+
+    def __init__(self, fine_channels: int = 8, channels: int = 16, coarsest: int = 4):
+        super().__init__()
+        self.config = {"arch": "recursive", "fine_channels": fine_channels, "channels": channels,
+                       "coarsest": coarsest}
+        self.coarsest = coarsest
+        self.lift = nn.Conv3d(1, fine_channels, 3, padding=1, bias=False)
+        self.fine_down = ResidualPair(fine_channels, bias=False)
+        self.widen = nn.Conv3d(fine_channels, channels, 1, bias=False)
+        self.down = ResidualPair(channels, bias=False)
+        self.coarse_in = nn.Conv3d(channels, channels, 1, bias=False)
+        self.up = ResidualPair(channels, bias=False)
+        self.narrow = nn.Conv3d(channels, fine_channels, 1, bias=False)
+        self.fine_up = ResidualPair(fine_channels, bias=False)
+        self.project = nn.Conv3d(fine_channels, 1, 1, bias=False)
+
+    def depth(self, size: tuple[int, int, int]) -> int:
+        """Poolings for a grid of ``size``: until every side is at most ``coarsest`` (at least one)."""
+        depth = 1
+        while max(size) > self.coarsest * 2 ** depth:
+            depth += 1
+        return depth
+
+    def _coarse(self, h: torch.Tensor, levels: int) -> torch.Tensor:
+        """The shared levels below a grid: ``levels`` more poolings of ``h : (B, C, X, Y, Z)``."""
+        h = self.down(h)
+        if levels == 0:
+            return h
+        below = self._coarse(F.avg_pool3d(h, 2), levels - 1)
+        return self.up(self.coarse_in(F.interpolate(below, scale_factor=2, mode="nearest")) + h)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        """Map ``r : (B, 1, X, Y, Z)`` to a direction ``(B, 1, X, Y, Z)``."""
+        depth = self.depth(tuple(r.shape[-3:]))
+        h, size = _pad_to_multiple(r, 2 ** depth)
+        h = self.fine_down(self.lift(h))
+        coarse = self._coarse(self.widen(F.avg_pool3d(h, 2)), depth - 1)
+        h = self.fine_up(self.narrow(F.interpolate(coarse, scale_factor=2, mode="nearest")) + h)
+        return _crop(self.project(h), size) + r
+
+
 def build_network(config: dict) -> nn.Module:
     """Rebuild a network from its ``config`` dict (as stored in checkpoints)."""
     arch = config.get("arch")
@@ -147,7 +208,10 @@ def build_network(config: dict) -> nn.Module:
     if arch == "unet":
         return UNetDCDMNet(tuple(config.get("channels", (8, 16, 16, 32))), bool(config.get("bias", False)),
                            bool(config.get("input_skip", False)))
-    raise ValueError(f"unknown DCDM network architecture {arch!r}; expected 'paper' or 'unet'")
+    if arch == "recursive":
+        return RecursiveUNetDCDMNet(int(config.get("fine_channels", 8)), int(config.get("channels", 16)),
+                                    int(config.get("coarsest", 4)))
+    raise ValueError(f"unknown DCDM network architecture {arch!r}; expected 'paper', 'unet' or 'recursive'")
 
 
 def flops_per_voxel(model: nn.Module) -> float:

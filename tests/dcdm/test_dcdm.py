@@ -8,7 +8,7 @@ from torch import nn
 
 from sciml.linalg import cg, eigsh
 from solvers.dcdm.data import SPECTRUM_BIAS, ritz_basis
-from solvers.dcdm.network import PaperDCDMNet, UNetDCDMNet, build_network, flops_per_voxel
+from solvers.dcdm.network import PaperDCDMNet, RecursiveUNetDCDMNet, UNetDCDMNet, build_network, flops_per_voxel
 from solvers.dcdm.scenes import get_scene, heldout_scenes
 from sciml.pretrained import data_dir
 from solvers.dcdm.solver import DCDMSolver
@@ -49,6 +49,22 @@ def test_unet_is_cheaper_per_voxel_and_runs_at_odd_sizes():
     assert isinstance(rebuilt, UNetDCDMNet) and rebuilt.config == unet.config
     with pytest.raises(ValueError, match="architecture"):
         build_network({"arch": "resnet"})
+
+
+def test_recursive_unet_deepens_with_the_grid_and_is_homogeneous():
+    torch.manual_seed(0)
+    net = RecursiveUNetDCDMNet(4, 6, coarsest=4).double()
+    assert [net.depth(s) for s in [(8, 8, 8), (16, 9, 5), (32, 32, 32), (64, 64, 64), (65, 8, 8)]] == [1, 2, 3, 4, 5]
+    calls = []
+    net.down.register_forward_hook(lambda *_: calls.append(1))
+    for shape in [(8, 8, 8), (13, 10, 17), (32, 32, 32)]:
+        calls.clear()
+        r = torch.randn(2, 1, *shape, dtype=torch.float64)
+        assert net(r).shape == r.shape
+        assert len(calls) == net.depth(shape)  # the shared block runs once per coarse level
+        torch.testing.assert_close(net(3.0 * r), 3.0 * net(r))  # bias-free: f(c r) = c f(r), c > 0
+    rebuilt = build_network(net.config)
+    assert isinstance(rebuilt, RecursiveUNetDCDMNet) and rebuilt.config == net.config
 
 
 def test_loss_is_scale_invariant_and_zero_for_the_exact_inverse():
