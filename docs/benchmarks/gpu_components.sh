@@ -25,7 +25,7 @@ timeout $((TRAIN_SECONDS + 120)) "${SCIML[@]}" train dcdm --arch unet --sizes "$
   | grep -v "^train:" | tail -n 8 >>"$LOG"
 
 stage "bench dcdm ${BENCH_SIZES[*]}"
-MODELS=(dcdm-unet)
+MODELS=(dcdm-unet dcdm-recursive)
 [ -f "$OUT/dcdm-unet-ritz.safetensors" ] && MODELS+=("$OUT/dcdm-unet-ritz.safetensors")
 timeout "${BENCH_TIMEOUT:-100}" "${SCIML[@]}" bench dcdm --sizes "${BENCH_SIZES[@]}" --device "$DEVICE" --repeats 2 \
   --scenes rotated_box torus plate_stack bunny many_spheres union tilted_plates --models "${MODELS[@]}" \

@@ -28,7 +28,7 @@ timeout $((TRAIN_SECONDS + 90)) "${SCIML[@]}" train dcdm --arch unet --sizes "${
   --checkpoint-dir /tmp/dcdm-ck 2>&1 | tr '\r' '\n' | grep -v "^train:" | tail -n 20 >>"$LOG"
 fi
 
-read -r -a MODELS <<<"${MODELS:-dcdm-unet dcdm-paper}"
+read -r -a MODELS <<<"${MODELS:-dcdm-unet dcdm-recursive dcdm-paper}"
 [ -f "$OUT/dcdm-unet-gpu.safetensors" ] && MODELS+=("$OUT/dcdm-unet-gpu.safetensors")
 # every held-out scene but `nut` (pyvista's bundled mesh; the GPU image has no pyvista)
 read -r -a SCENES <<<"${SCENES:-rotated_box torus plate_stack bunny many_spheres union tilted_plates}"

@@ -30,7 +30,7 @@ timeout $((TRAIN_SECONDS + 100)) "${SCIML[@]}" train dcdm --arch unet --sizes "$
   | tr '\r' '\n' | grep -v "^train:" | tail -n 8 >>"$LOG"
 
 stage "bench dcdm ${BENCH_SIZES[*]}"
-MODELS=(dcdm-unet)
+MODELS=(dcdm-unet dcdm-recursive)
 [ -n "$INIT" ] && MODELS+=("$INIT")
 [ -f "$OUT/dcdm-unet-ritz-long.safetensors" ] && MODELS+=("$OUT/dcdm-unet-ritz-long.safetensors")
 timeout "${BENCH_TIMEOUT:-90}" "${SCIML[@]}" bench dcdm --sizes "${BENCH_SIZES[@]}" --device "$DEVICE" --repeats 1 \

@@ -13,6 +13,8 @@ size (odd sizes are padded to the next multiple of the pooling factor and croppe
 * :class:`UNetDCDMNet` -- our multi-level variant: several pooling levels with few
   channels at fine levels and more at coarse ones, so it costs fewer FLOPs per voxel
   and reaches the low frequencies that dominate CG's iteration count.
+* :class:`RecursiveUNetDCDMNet` -- ours too: the coarse levels share one set of weights
+  and the network pools until the grid is small, so it gets deeper on larger grids.
 """
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ class DCDMSolver:
     # -- persistence ---------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "dcdm-unet", **kwargs) -> "DCDMSolver":
-        """Load shipped weights (``"dcdm-unet"``, ``"dcdm-paper"``) or a checkpoint path."""
+        """Load shipped weights (``"dcdm-unet"``, ``"dcdm-recursive"``, ``"dcdm-paper"``) or a checkpoint path."""
         tensors, config = load_checkpoint(weights_path(name_or_path, "sciml train dcdm"))
         model = build_network(config["network"])
         model.load_state_dict(tensors)

@@ -151,11 +151,13 @@ def test_short_training_lowers_the_loss():
     assert np.mean(result.losses[-10:]) < 0.7 * np.mean(result.losses[:5])
 
 
-@pytest.mark.skipif(not (data_dir() / "dcdm-unet.safetensors").exists(), reason="shipped weights not present")
-def test_shipped_model_beats_cg_on_a_heldout_scene():
-    scene = heldout_scenes()[0].at(16)
+@pytest.mark.parametrize("name, n", [("dcdm-unet", 16), ("dcdm-recursive", 32)])  # where each solves alone
+def test_shipped_model_beats_cg_on_a_heldout_scene(name, n):
+    if not (data_dir() / f"{name}.safetensors").exists():
+        pytest.skip("shipped weights not present")
+    scene = heldout_scenes()[0].at(n)
     A, b = scene.stencil(), scene.rhs(seed=0)
-    result = DCDMSolver.from_pretrained("dcdm-unet").solve(A, b, tol=1e-6)
+    result = DCDMSolver.from_pretrained(name).solve(A, b, tol=1e-6)
     assert result.converged and result.info["fallback"] is None
     assert result.iterations < cg(A, b, rtol=1e-6).iterations
 
