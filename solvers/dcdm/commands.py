@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lanczos-memory-gb", type=float, default=2.0,
                    help="memory budget of one float64 Lanczos basis (the paper's 10,000 steps at 64^3 need 21 GB)")
     p.add_argument("--noise", type=float, default=None,
-                   help="white-noise level mixed into the Ritz samples (default 0.5 for unet, 0 = paper for paper)")
+                   help="white-noise level mixed into the Ritz samples "
+                        "(default 0.5 for unet and recursive, 0 = the paper for paper)")
     p.add_argument("--unroll", type=int, default=1,
                    help="solver iterations per loss (default 1, the paper's loss; see dcdm_unrolled_loss)")
     p.add_argument("--on-policy", type=float, default=0.0,
