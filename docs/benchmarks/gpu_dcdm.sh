@@ -4,12 +4,18 @@
 # at 64^3 and 128^3 (all held-out scenes) and 256^3 (two scenes) with the shipped networks,
 # the GPU-trained one, our CG and our multigrid PCG.
 #
+# ARCH, RITZ and TRAIN_SCENES choose the trained network (default: the U-Net on 400 Ritz vectors of
+# every training scene); BIG_SIZE=0 skips the 256^3 stage.
+#
 # Usage, from the repository root on a CUDA machine with torch installed:
 #   OUT=results bash docs/benchmarks/gpu_dcdm.sh
 # Wheels of packages the machine lacks (trimesh) may be put in .whl/ beforehand.
 # Dry run on CPU: DEVICE=cpu TRAIN_SIZES=8 BENCH_SIZES=16 BIG_SIZE=16 TRAIN_SECONDS=5 bash ...
 set -u
+ARCH=${ARCH:-unet}
+RITZ=${RITZ:-400}
 read -r -a TRAIN_SIZES <<<"${TRAIN_SIZES:-32 64}"
+SCENE_ARGS=(); [ -n "${TRAIN_SCENES:-}" ] && read -r -a SCENE_ARGS <<<"--scenes $TRAIN_SCENES"
 read -r -a BENCH_SIZES <<<"${BENCH_SIZES:-64 128}"
 BIG_SIZE=${BIG_SIZE:-256}
 PLUGINS="solvers.dcdm"
@@ -22,14 +28,15 @@ timeout 90 python3 -m pytest -q -p no:cacheprovider -m gpu tests/linalg tests/dc
 fi
 
 if [ "${TRAIN_SECONDS:=90}" -gt 0 ]; then
-stage "train U-Net (sizes ${TRAIN_SIZES[*]}, $TRAIN_SECONDS s)"
-timeout $((TRAIN_SECONDS + 90)) "${SCIML[@]}" train dcdm --arch unet --sizes "${TRAIN_SIZES[@]}" --lanczos-steps 400 \
-  --steps 100000 --time-limit "$TRAIN_SECONDS" --device "$DEVICE" --out "$OUT/dcdm-unet-gpu.safetensors" \
+stage "train $ARCH (sizes ${TRAIN_SIZES[*]}, scenes ${TRAIN_SCENES:-all}, $RITZ Ritz vectors, $TRAIN_SECONDS s)"
+timeout $((TRAIN_SECONDS + 120)) "${SCIML[@]}" train dcdm --arch "$ARCH" --sizes "${TRAIN_SIZES[@]}" \
+  "${SCENE_ARGS[@]}" --lanczos-steps "$RITZ" --lanczos-memory-gb 16 --steps 100000 \
+  --time-limit "$TRAIN_SECONDS" --device "$DEVICE" --out "$OUT/dcdm-$ARCH-gpu.safetensors" \
   --checkpoint-dir /tmp/dcdm-ck 2>&1 | tr '\r' '\n' | grep -v "^train:" | tail -n 20 >>"$LOG"
 fi
 
 read -r -a MODELS <<<"${MODELS:-dcdm-unet dcdm-recursive dcdm-paper}"
-[ -f "$OUT/dcdm-unet-gpu.safetensors" ] && MODELS+=("$OUT/dcdm-unet-gpu.safetensors")
+[ -f "$OUT/dcdm-$ARCH-gpu.safetensors" ] && MODELS+=("$OUT/dcdm-$ARCH-gpu.safetensors")
 # every held-out scene but `nut` (pyvista's bundled mesh; the GPU image has no pyvista)
 read -r -a SCENES <<<"${SCENES:-rotated_box torus plate_stack bunny many_spheres union tilted_plates}"
 read -r -a BIG_MODELS <<<"${BIG_MODELS:-${MODELS[*]}}"
@@ -37,7 +44,9 @@ stage "bench dcdm ${BENCH_SIZES[*]}"
 timeout "${BENCH_TIMEOUT:-180}" "${SCIML[@]}" bench dcdm --sizes "${BENCH_SIZES[@]}" --scenes "${SCENES[@]}" --device "$DEVICE" --repeats "${REPEATS:-3}" \
   --models "${MODELS[@]}" \
   --json "$OUT/dcdm-gpu-small.json" >>"$LOG" 2>&1; echo "bench exit $?" >>"$LOG"
+if [ "$BIG_SIZE" -gt 0 ]; then
 stage "bench dcdm $BIG_SIZE"
 timeout "${BIG_TIMEOUT:-75}" "${SCIML[@]}" bench dcdm --sizes "$BIG_SIZE" --scenes torus --device "$DEVICE" \
   --repeats 1 --models "${BIG_MODELS[@]}" --json "$OUT/dcdm-gpu-big.json" >>"$LOG" 2>&1; echo "bench exit $?" >>"$LOG"
+fi
 stage done
