@@ -5,7 +5,8 @@
 # the GPU-trained one, our CG and our multigrid PCG.
 #
 # ARCH, RITZ and TRAIN_SCENES choose the trained network (default: the U-Net on 400 Ritz vectors of
-# every training scene); BIG_SIZE=0 skips the 256^3 stage.
+# every training scene); BIG_SIZE=0 skips the 256^3 stage; INIT (with LR)
+# fine-tunes given weights; BENCH_ARGS are passed to `sciml bench dcdm` (e.g. --tf32).
 #
 # Usage, from the repository root on a CUDA machine with torch installed:
 #   OUT=results bash docs/benchmarks/gpu_dcdm.sh
@@ -14,6 +15,7 @@
 set -u
 ARCH=${ARCH:-unet}
 RITZ=${RITZ:-400}
+INIT_ARGS=(); [ -n "${INIT:-}" ] && INIT_ARGS=(--init "$INIT" --lr "${LR:-3e-4}")
 read -r -a TRAIN_SIZES <<<"${TRAIN_SIZES:-32 64}"
 SCENE_ARGS=(); [ -n "${TRAIN_SCENES:-}" ] && read -r -a SCENE_ARGS <<<"--scenes $TRAIN_SCENES"
 read -r -a BENCH_SIZES <<<"${BENCH_SIZES:-64 128}"
@@ -30,7 +32,7 @@ fi
 if [ "${TRAIN_SECONDS:=90}" -gt 0 ]; then
 stage "train $ARCH (sizes ${TRAIN_SIZES[*]}, scenes ${TRAIN_SCENES:-all}, $RITZ Ritz vectors, $TRAIN_SECONDS s)"
 timeout $((TRAIN_SECONDS + 120)) "${SCIML[@]}" train dcdm --arch "$ARCH" --sizes "${TRAIN_SIZES[@]}" \
-  "${SCENE_ARGS[@]}" --lanczos-steps "$RITZ" --lanczos-memory-gb 16 --steps 100000 \
+  "${SCENE_ARGS[@]}" "${INIT_ARGS[@]}" --lanczos-steps "$RITZ" --lanczos-memory-gb 16 --steps 100000 \
   --time-limit "$TRAIN_SECONDS" --device "$DEVICE" --out "$OUT/dcdm-$ARCH-gpu.safetensors" \
   --checkpoint-dir /tmp/dcdm-ck 2>&1 | tr '\r' '\n' | grep -v "^train:" | tail -n 20 >>"$LOG"
 fi
@@ -42,7 +44,7 @@ read -r -a SCENES <<<"${SCENES:-rotated_box torus plate_stack bunny many_spheres
 read -r -a BIG_MODELS <<<"${BIG_MODELS:-${MODELS[*]}}"
 stage "bench dcdm ${BENCH_SIZES[*]}"
 timeout "${BENCH_TIMEOUT:-180}" "${SCIML[@]}" bench dcdm --sizes "${BENCH_SIZES[@]}" --scenes "${SCENES[@]}" --device "$DEVICE" --repeats "${REPEATS:-3}" \
-  --models "${MODELS[@]}" \
+  ${BENCH_ARGS:-} --models "${MODELS[@]}" \
   --json "$OUT/dcdm-gpu-small.json" >>"$LOG" 2>&1; echo "bench exit $?" >>"$LOG"
 if [ "$BIG_SIZE" -gt 0 ]; then
 stage "bench dcdm $BIG_SIZE"

@@ -124,9 +124,10 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tol", type=float, default=1e-6)
     parser.add_argument("--maxiter", type=int, default=100, help="DCDM iterations before the fallback")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--tf32", action="store_true", help="let cuDNN run the networks' convolutions in TF32")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
-    solvers = {name: DCDMSolver.from_pretrained(name, device=args.device) for name in args.models}
+    solvers = {name: DCDMSolver.from_pretrained(name, device=args.device, tf32=args.tf32) for name in args.models}
     scenes = args.scenes or [s if isinstance(s, str) else s.name for s in heldout_scenes()]
     started = time.perf_counter()
     rows = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -61,16 +62,21 @@ class DCDMSolver:
     stagnation_window : int or None
         Iterations without a 10% improvement of the best residual that count as
         stagnation (``None``: run to ``maxiter``).
+    tf32 : bool
+        Let cuDNN run float32 convolutions in TF32 (10-bit mantissa) on CUDA. PyTorch's own
+        default is on; here it is off, so that ``network_dtype=float32`` means float32.
     """
 
     def __init__(self, model: nn.Module, *, device="cpu", network_dtype: torch.dtype = torch.float32,
-                 n_orth: int = 2, fallback: str | None = "mgpcg", stagnation_window: int | None = 12):
+                 n_orth: int = 2, fallback: str | None = "mgpcg", stagnation_window: int | None = 12,
+                 tf32: bool = False):
         if fallback not in ("mgpcg", "pcg", None):
             raise ValueError(f"fallback must be 'mgpcg', 'pcg' or None, got {fallback!r}")
         self.device = torch.device(device)
         self.network_dtype = network_dtype
         self.model = model.to(device=self.device, dtype=network_dtype).eval()
         self.n_orth, self.fallback, self.stagnation_window = n_orth, fallback, stagnation_window
+        self.tf32 = tf32
         self.config: dict = dict(getattr(model, "config", {}))
 
     # -- persistence ---------------------------------------------------------------------
@@ -97,7 +103,7 @@ class DCDMSolver:
     def direction(self, grid: tuple[int, int, int], fluid: torch.Tensor):
         """The direction generator ``r (n,) -> q (n,)`` for a grid with a fluid mask ``(n,)``."""
         def generate(r: torch.Tensor) -> torch.Tensor:
-            with torch.inference_mode():
+            with torch.inference_mode(), _cudnn_tf32(self.tf32):
                 q = self.model(r.reshape(1, 1, *grid).to(self.network_dtype)).reshape(-1)
             return q.to(r.dtype) * fluid
         return generate
@@ -168,6 +174,17 @@ class DCDMSolver:
         info = {**first.info, "fallback": self.fallback, "fallback_iterations": second.iterations}
         return SolveResult(second.x, second.converged, first.iterations + second.iterations, residuals,
                            first.wall_time + second.wall_time, status, info)
+
+
+@contextmanager
+def _cudnn_tf32(allowed: bool):
+    """Set cuDNN's TF32 switch for convolutions inside the block, and restore it after."""
+    previous = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = previous
 
 
 def _prepare(A, b, x0, grid, device):

@@ -120,6 +120,33 @@ def test_poor_network_falls_back_and_never_fails_silently():
     assert not alone.converged and "fall back" in alone.status
 
 
+class _RecordTF32(nn.Module):
+    """The identity, recording cuDNN's TF32 switch at each call."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[bool] = []
+
+    def forward(self, r):
+        self.seen.append(torch.backends.cudnn.allow_tf32)
+        return r
+
+
+@pytest.mark.parametrize("tf32", [False, True])
+def test_network_runs_with_the_chosen_tf32_switch_and_restores_it(tf32):
+    scene = get_scene("sphere").at(8)
+    A, b = scene.stencil(), scene.rhs(seed=0)
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = not tf32
+    try:
+        model = _RecordTF32()
+        DCDMSolver(model, tf32=tf32, fallback=None).solve(A, b, tol=1e-3, maxiter=3)
+        assert model.seen and set(model.seen) == {tf32}
+        assert torch.backends.cudnn.allow_tf32 is (not tf32)
+    finally:
+        torch.backends.cudnn.allow_tf32 = before
+
+
 def test_solve_accepts_scipy_and_numpy_and_asks_for_the_grid():
     scene = get_scene("sphere").at(10)
     A = scene.stencil().to_csr().to_scipy()
