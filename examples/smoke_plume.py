@@ -15,7 +15,7 @@ import torch
 from sciml.linalg import cg
 from solvers.dcdm.plume import PlumeResult, simulate_plume
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "data" / "dcdm-unet.safetensors"
+WEIGHTS = Path(__file__).resolve().parents[1] / "data" / "dcdm-recursive-gpu.safetensors"
 
 
 def choose_solver(name: str, rtol: float):
@@ -23,7 +23,7 @@ def choose_solver(name: str, rtol: float):
     if name == "dcdm":
         if WEIGHTS.exists():
             from solvers.dcdm.solver import DCDMSolver
-            solver = DCDMSolver.from_pretrained("dcdm-unet")
+            solver = DCDMSolver.from_pretrained(WEIGHTS)
             return (lambda A, b: solver.solve(A, b, tol=rtol)), "dcdm"
         print(f"DCDM weights not found at {WEIGHTS}; train them with 'sciml train dcdm'. "
               "Falling back to CG.")

@@ -3,8 +3,8 @@
 For every grid size and held-out scene (never used in training) the same float64 matrix
 and right-hand side (divergence of a random smooth velocity) go to
 
-* DCDM with each shipped network (``dcdm-paper``: the paper's CNN; ``dcdm-unet`` and
-  ``dcdm-recursive``: ours),
+* DCDM with each shipped network (``dcdm-paper``: the paper's CNN; ``dcdm-unet``,
+  ``dcdm-recursive`` and ``dcdm-recursive-gpu``: ours),
 * our CG (matrix-free stencil) and our geometric-multigrid PCG (``sciml.linalg.multigrid``),
 * ``scipy.sparse.linalg.cg`` and pyamg smoothed-aggregation PCG (CPU only, ``bench`` extra).
 
@@ -120,7 +120,7 @@ def run(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="sciml bench dcdm", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--scenes", nargs="+", default=None, help="held-out scene names (default: all)")
-    parser.add_argument("--models", nargs="+", default=["dcdm-unet", "dcdm-recursive", "dcdm-paper"])
+    parser.add_argument("--models", nargs="+", default=["dcdm-recursive-gpu", "dcdm-recursive", "dcdm-unet", "dcdm-paper"])
     parser.add_argument("--tol", type=float, default=1e-6)
     parser.add_argument("--maxiter", type=int, default=100, help="DCDM iterations before the fallback")
     parser.add_argument("--repeats", type=int, default=1)

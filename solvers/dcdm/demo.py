@@ -40,7 +40,7 @@ def demo(out: Path, device: str = "cpu", n: int = 32, scene: str = "torus", plum
         needed the fallback).
     """
     out = Path(out)
-    solver = DCDMSolver.from_pretrained("dcdm-unet", device=device)
+    solver = DCDMSolver.from_pretrained(device=device)
     spec = get_scene(scene).at(n)
     A, b = spec.stencil(device=device), spec.rhs(seed=0).to(device)
     start = time.perf_counter()

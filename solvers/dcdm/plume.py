@@ -153,7 +153,7 @@ def simulate_plume(n: int = 32, steps: int = 20, *, pressure_solve: PressureSolv
     pressure_solve : callable ``(A: PoissonStencil, b: (n^3,) tensor) -> SolveResult``, optional
         Solves ``A p = b`` (see the module docstring for the scaling); called once per step.
         Default: :func:`sciml.linalg.cg` with ``rtol=1e-6``. DCDM plugs in as
-        ``DCDMSolver.from_pretrained("dcdm-unet").solve``.
+        ``DCDMSolver.from_pretrained().solve``.
     obstacle : None, False, callable or iterable
         ``None``: :func:`moving_sphere_obstacle`. ``False``: no obstacle. A callable
         ``step -> mask`` or an iterable of masks, where a mask is an (n, n, n) bool array

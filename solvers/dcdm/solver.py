@@ -38,6 +38,10 @@ class _Timed(LinearOperator):
     def diagonal(self):
         return self.op.diagonal()
 
+DEFAULT_MODEL = "dcdm-recursive-gpu"
+"""The shipped network that :meth:`DCDMSolver.from_pretrained` loads by default: the best of
+the four on the held-out scenes (``docs/benchmarks/README.md``)."""
+
 
 class DCDMSolver:
     """Deep conjugate-direction solver for 3-D Poisson systems on voxel grids.
@@ -81,8 +85,9 @@ class DCDMSolver:
 
     # -- persistence ---------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path = "dcdm-unet", **kwargs) -> "DCDMSolver":
-        """Load shipped weights (``"dcdm-unet"``, ``"dcdm-recursive"``, ``"dcdm-paper"``) or a checkpoint path."""
+    def from_pretrained(cls, name_or_path: str | Path = DEFAULT_MODEL, **kwargs) -> "DCDMSolver":
+        """Load shipped weights (``"dcdm-recursive-gpu"``, the default; ``"dcdm-recursive"``,
+        ``"dcdm-unet"``, ``"dcdm-paper"``) or a checkpoint path; ``kwargs`` go to the constructor."""
         tensors, config = load_checkpoint(weights_path(name_or_path, "sciml train dcdm"))
         model = build_network(config["network"])
         model.load_state_dict(tensors)
