@@ -160,13 +160,21 @@ class RecursiveUNetDCDMNet(nn.Module):
         Channels of the shared coarse levels.
     coarsest : int
         Pool until the grid has at most this many cells per side.
+    max_depth : int, optional
+        At most this many poolings, whatever the grid. Setting it to the depth of the
+        largest training grid keeps larger grids at the trained depth, with a coarsest grid
+        finer than ``coarsest``: the shipped network, trained up to 64^3 (4 poolings), then
+        solves 128^3 scenes alone instead of stalling (``docs/benchmarks/README.md``).
     """
 
-    def __init__(self, fine_channels: int = 8, channels: int = 16, coarsest: int = 4):
+    def __init__(self, fine_channels: int = 8, channels: int = 16, coarsest: int = 4,
+                 max_depth: int | None = None):
         super().__init__()
+        if max_depth is not None and max_depth < 1:
+            raise ValueError(f"max_depth must be at least 1 (one pooling) or None, got {max_depth}")
         self.config = {"arch": "recursive", "fine_channels": fine_channels, "channels": channels,
-                       "coarsest": coarsest}
-        self.coarsest = coarsest
+                       "coarsest": coarsest, "max_depth": max_depth}
+        self.coarsest, self.max_depth = coarsest, max_depth
         self.lift = nn.Conv3d(1, fine_channels, 3, padding=1, bias=False)
         self.fine_down = ResidualPair(fine_channels, bias=False)
         self.widen = nn.Conv3d(fine_channels, channels, 1, bias=False)
@@ -178,9 +186,10 @@ class RecursiveUNetDCDMNet(nn.Module):
         self.project = nn.Conv3d(fine_channels, 1, 1, bias=False)
 
     def depth(self, size: tuple[int, int, int]) -> int:
-        """Poolings for a grid of ``size``: until every side is at most ``coarsest`` (at least one)."""
+        """Poolings for a grid of ``size``: until every side is at most ``coarsest`` (at least one,
+        at most ``max_depth``)."""
         depth = 1
-        while max(size) > self.coarsest * 2 ** depth:
+        while max(size) > self.coarsest * 2 ** depth and depth != self.max_depth:
             depth += 1
         return depth
 
@@ -211,8 +220,9 @@ def build_network(config: dict) -> nn.Module:
         return UNetDCDMNet(tuple(config.get("channels", (8, 16, 16, 32))), bool(config.get("bias", False)),
                            bool(config.get("input_skip", False)))
     if arch == "recursive":
+        max_depth = config.get("max_depth")
         return RecursiveUNetDCDMNet(int(config.get("fine_channels", 8)), int(config.get("channels", 16)),
-                                    int(config.get("coarsest", 4)))
+                                    int(config.get("coarsest", 4)), None if max_depth is None else int(max_depth))
     raise ValueError(f"unknown DCDM network architecture {arch!r}; expected 'paper', 'unet' or 'recursive'")
 
 

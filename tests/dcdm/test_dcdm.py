@@ -67,6 +67,20 @@ def test_recursive_unet_deepens_with_the_grid_and_is_homogeneous():
     assert isinstance(rebuilt, RecursiveUNetDCDMNet) and rebuilt.config == net.config
 
 
+def test_recursive_unet_max_depth_caps_the_poolings():
+    torch.manual_seed(0)
+    net = RecursiveUNetDCDMNet(4, 6, coarsest=4, max_depth=3)
+    assert [net.depth(s) for s in [(8, 8, 8), (32, 32, 32), (64, 64, 64), (128, 20, 20)]] == [1, 3, 3, 3]
+    calls = []
+    net.down.register_forward_hook(lambda *_: calls.append(1))
+    r = torch.randn(1, 1, 64, 64, 64)
+    assert net(r).shape == r.shape and len(calls) == 3  # coarsest grid 8^3, not 4^3
+    assert build_network(net.config).max_depth == 3
+    assert build_network({"arch": "recursive"}).max_depth is None  # configs saved before the option
+    with pytest.raises(ValueError, match="max_depth"):
+        RecursiveUNetDCDMNet(max_depth=0)
+
+
 def test_loss_is_scale_invariant_and_zero_for_the_exact_inverse():
     A = get_scene("sphere").at(8).stencil(dtype=torch.float64)
     b = get_scene("sphere").at(8).rhs(seed=1).reshape(1, -1)
