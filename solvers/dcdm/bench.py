@@ -120,7 +120,8 @@ def run(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="sciml bench dcdm", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--scenes", nargs="+", default=None, help="held-out scene names (default: all)")
-    parser.add_argument("--models", nargs="+", default=["dcdm-recursive-gpu", "dcdm-recursive", "dcdm-unet", "dcdm-paper"])
+    parser.add_argument("--models", nargs="+",
+                        default=["dcdm-recursive-gpu", "dcdm-recursive", "dcdm-unet", "dcdm-paper"])
     parser.add_argument("--tol", type=float, default=1e-6)
     parser.add_argument("--maxiter", type=int, default=100, help="DCDM iterations before the fallback")
     parser.add_argument("--repeats", type=int, default=1)
@@ -142,6 +143,7 @@ def run(argv: list[str] | None = None) -> dict:
             rows += bench_scene(name, n, args.device, solvers, args.tol, args.repeats, args.maxiter)
     synchronize(args.device)
     return {"benchmark": "dcdm", "tol": args.tol, "max_depth": args.max_depth, "device": args.device,
-            "sizes": args.sizes, "scenes": scenes, "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows,
+            "sizes": args.sizes, "scenes": scenes, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "rows": rows,
             "summary": summarise(rows, list(solvers), args.tol), "wall_s": time.perf_counter() - started,
             "table": format_table(rows, COLUMNS)}

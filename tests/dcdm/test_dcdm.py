@@ -192,7 +192,8 @@ def test_short_training_lowers_the_loss():
     assert np.mean(result.losses[-10:]) < 0.7 * np.mean(result.losses[:5])
 
 
-@pytest.mark.parametrize("name, n", [("dcdm-unet", 16), ("dcdm-recursive", 32), ("dcdm-recursive-gpu", 32)])  # where each solves alone
+# where each solves alone
+@pytest.mark.parametrize("name, n", [("dcdm-unet", 16), ("dcdm-recursive", 32), ("dcdm-recursive-gpu", 32)])
 def test_shipped_model_beats_cg_on_a_heldout_scene(name, n):
     if not (data_dir() / f"{name}.safetensors").exists():
         pytest.skip("shipped weights not present")
