@@ -125,12 +125,16 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tol", type=float, default=1e-6)
     parser.add_argument("--maxiter", type=int, default=100, help="DCDM iterations before the fallback")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--network-dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="precision of the networks (the Krylov vectors stay float64)")
     parser.add_argument("--tf32", action="store_true", help="let cuDNN run the networks' convolutions in TF32")
     parser.add_argument("--max-depth", type=int, default=None,
                         help="cap the weight-shared networks' poolings (e.g. 4, their depth at 64^3)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
-    solvers = {name: DCDMSolver.from_pretrained(name, device=args.device, tf32=args.tf32) for name in args.models}
+    dtype = getattr(torch, args.network_dtype)
+    solvers = {name: DCDMSolver.from_pretrained(name, device=args.device, tf32=args.tf32, network_dtype=dtype)
+               for name in args.models}
     for solver in solvers.values():
         if args.max_depth is not None and hasattr(solver.model, "max_depth"):
             solver.model.max_depth = args.max_depth
@@ -142,7 +146,8 @@ def run(argv: list[str] | None = None) -> dict:
             logger.info("dcdm bench: %s at %d^3", name, n)
             rows += bench_scene(name, n, args.device, solvers, args.tol, args.repeats, args.maxiter)
     synchronize(args.device)
-    return {"benchmark": "dcdm", "tol": args.tol, "max_depth": args.max_depth, "device": args.device,
+    return {"benchmark": "dcdm", "tol": args.tol, "max_depth": args.max_depth,
+            "network_dtype": args.network_dtype, "tf32": args.tf32, "device": args.device,
             "sizes": args.sizes, "scenes": scenes, "torch": torch.__version__, "threads": torch.get_num_threads(),
             "rows": rows,
             "summary": summarise(rows, list(solvers), args.tol), "wall_s": time.perf_counter() - started,

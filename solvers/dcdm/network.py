@@ -23,6 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _pool2(h: torch.Tensor) -> torch.Tensor:
+    """2x average pooling of ``h : (B, C, X, Y, Z)`` (even sizes) in ``h``'s dtype; bfloat16 on
+    a CPU, which PyTorch's 3-D pooling lacks, goes through float32."""
+    if h.dtype == torch.bfloat16 and h.device.type == "cpu":
+        return F.avg_pool3d(h.float(), 2).to(h.dtype)
+    return F.avg_pool3d(h, 2)
+
+
 class ResidualPair(nn.Module):
     """``h + relu(conv(relu(conv(h))))`` with 3x3x3 convolutions of ``channels`` channels."""
 
@@ -76,7 +84,7 @@ class PaperDCDMNet(nn.Module):
         """Map ``r : (B, 1, X, Y, Z)`` to a direction ``(B, 1, X, Y, Z)``."""
         h, size = _pad_to_multiple(r, 2)
         h = self.fine_in(self.lift(h))
-        c = self.coarse(F.avg_pool3d(h, 2))
+        c = self.coarse(_pool2(h))
         h = self.fine_out(F.interpolate(c, scale_factor=2, mode="nearest") + h)
         return _crop(self.project(h), size)
 
@@ -132,7 +140,7 @@ class UNetDCDMNet(nn.Module):
         for level in range(self.levels - 1):
             h = self.down[level](h)
             skips.append(h)
-            h = self.widen[level](F.avg_pool3d(h, 2))
+            h = self.widen[level](_pool2(h))
         h = self.down[-1](h)
         for level in reversed(range(self.levels - 1)):
             h = self.narrow[level](F.interpolate(h, scale_factor=2, mode="nearest")) + skips[level]
@@ -198,7 +206,7 @@ class RecursiveUNetDCDMNet(nn.Module):
         h = self.down(h)
         if levels == 0:
             return h
-        below = self._coarse(F.avg_pool3d(h, 2), levels - 1)
+        below = self._coarse(_pool2(h), levels - 1)
         return self.up(self.coarse_in(F.interpolate(below, scale_factor=2, mode="nearest")) + h)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
@@ -206,7 +214,7 @@ class RecursiveUNetDCDMNet(nn.Module):
         depth = self.depth(tuple(r.shape[-3:]))
         h, size = _pad_to_multiple(r, 2 ** depth)
         h = self.fine_down(self.lift(h))
-        coarse = self._coarse(self.widen(F.avg_pool3d(h, 2)), depth - 1)
+        coarse = self._coarse(self.widen(_pool2(h)), depth - 1)
         h = self.fine_up(self.narrow(F.interpolate(coarse, scale_factor=2, mode="nearest")) + h)
         return _crop(self.project(h), size) + r
 

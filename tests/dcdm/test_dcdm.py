@@ -81,6 +81,16 @@ def test_recursive_unet_max_depth_caps_the_poolings():
         RecursiveUNetDCDMNet(max_depth=0)
 
 
+@pytest.mark.parametrize("net", [PaperDCDMNet(4, (1, 1, 1)), UNetDCDMNet((4, 8)), RecursiveUNetDCDMNet(4, 6)])
+def test_networks_run_in_bfloat16_on_any_device(net):
+    net = net.to(torch.bfloat16)
+    r = torch.randn(1, 1, 12, 12, 12)
+    q = net(r.to(torch.bfloat16))
+    assert q.dtype == torch.bfloat16 and q.shape == r.shape
+    reference = net.float()(r)
+    assert torch.linalg.norm(q.float() - reference) <= 0.05 * torch.linalg.norm(reference)
+
+
 def test_loss_is_scale_invariant_and_zero_for_the_exact_inverse():
     A = get_scene("sphere").at(8).stencil(dtype=torch.float64)
     b = get_scene("sphere").at(8).rhs(seed=1).reshape(1, -1)
