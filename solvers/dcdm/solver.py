@@ -38,6 +38,7 @@ class _Timed(LinearOperator):
     def diagonal(self):
         return self.op.diagonal()
 
+
 DEFAULT_MODEL = "dcdm-recursive-gpu"
 """The shipped network that :meth:`DCDMSolver.from_pretrained` loads by default: the best of
 the four on the held-out scenes (``docs/benchmarks/README.md``)."""
