@@ -6,7 +6,8 @@
 #
 # ARCH, RITZ and TRAIN_SCENES choose the trained network (default: the U-Net on 400 Ritz vectors of
 # every training scene); BIG_SIZE=0 skips the 256^3 stage; INIT (with LR)
-# fine-tunes given weights; BENCH_ARGS are passed to `sciml bench dcdm` (e.g. --tf32).
+# fine-tunes given weights; BENCH_ARGS are passed to `sciml bench dcdm` (e.g. --tf32); LANCZOS_GB
+# is the memory budget of one Lanczos basis (default 16; 3000 vectors at 128^3 need 50).
 #
 # Usage, from the repository root on a CUDA machine with torch installed:
 #   OUT=results bash docs/benchmarks/gpu_dcdm.sh
@@ -32,7 +33,7 @@ fi
 if [ "${TRAIN_SECONDS:=90}" -gt 0 ]; then
 stage "train $ARCH (sizes ${TRAIN_SIZES[*]}, scenes ${TRAIN_SCENES:-all}, $RITZ Ritz vectors, $TRAIN_SECONDS s)"
 timeout $((TRAIN_SECONDS + 120)) "${SCIML[@]}" train dcdm --arch "$ARCH" --sizes "${TRAIN_SIZES[@]}" \
-  "${SCENE_ARGS[@]}" "${INIT_ARGS[@]}" --lanczos-steps "$RITZ" --lanczos-memory-gb 16 --steps 100000 \
+  "${SCENE_ARGS[@]}" "${INIT_ARGS[@]}" --lanczos-steps "$RITZ" --lanczos-memory-gb "${LANCZOS_GB:-16}" --steps 100000 \
   --time-limit "$TRAIN_SECONDS" --device "$DEVICE" --out "$OUT/dcdm-$ARCH-gpu.safetensors" \
   --checkpoint-dir /tmp/dcdm-ck 2>&1 | tr '\r' '\n' | grep -v "^train:" | tail -n 20 >>"$LOG"
 fi
