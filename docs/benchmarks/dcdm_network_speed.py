@@ -15,43 +15,24 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import time
 
 import torch
 
+from sciml.benchmarks.timing import median_time
 from solvers.dcdm.solver import DEFAULT_MODEL, DCDMSolver
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_call(model: torch.nn.Module, r: torch.Tensor, repeats: int) -> float:
-    """Median seconds of ``model(r)`` after two warm-up calls."""
-    times = []
-    with torch.inference_mode():
-        for i in range(repeats + 2):
-            _synchronize(r.device)
-            start = time.perf_counter()
-            model(r)
-            _synchronize(r.device)
-            if i >= 2:
-                times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
-
-
-def variant_row(model, r64, dtype, tf32: bool, channels_last: bool, benchmark: bool, repeats: int) -> dict:
-    """Time and error of one (precision, layout, autotuning) combination."""
+def variant_row(model, r64: torch.Tensor, reference: torch.Tensor, dtype, tf32: bool, channels_last: bool,
+                benchmark: bool, repeats: int) -> dict:
+    """Time of one call and its relative error against ``reference`` (the float64 output) for one
+    (precision, layout, autotuning) combination; ``r64 : (1, 1, n, n, n)`` float64."""
     fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
     net = model.to(dtype=dtype, memory_format=fmt)
     r = r64.to(dtype=dtype).contiguous(memory_format=fmt)
     torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = tf32, benchmark
-    seconds = time_call(net, r, repeats)
     with torch.inference_mode():
-        q = net(r).double()
-    reference = model.to(dtype=torch.float64, memory_format=torch.contiguous_format)(r64)
-    error = float((q - reference).norm() / reference.norm())
+        seconds, q = median_time(lambda: net(r), repeats, warmup=2, device=r.device)
+    error = float((q.double() - reference).norm() / reference.norm())
     return {"dtype": str(dtype).removeprefix("torch."), "tf32": tf32, "channels_last_3d": channels_last,
             "cudnn_benchmark": benchmark, "ms": 1000 * seconds, "relative_error": error}
 
@@ -69,13 +50,16 @@ def main() -> None:
     rows = []
     for n in args.sizes:
         r64 = torch.randn(1, 1, n, n, n, dtype=torch.float64, device=device)
+        with torch.inference_mode():
+            reference = model.to(dtype=torch.float64, memory_format=torch.contiguous_format)(r64)
         for dtype, tf32, channels_last, benchmark in itertools.product(
                 (torch.float32, torch.bfloat16), (False, True), (False, True), (False, True)):
             if dtype == torch.bfloat16 and tf32:
                 continue  # TF32 concerns float32 only
             try:
-                row = {"n": n, **variant_row(model, r64, dtype, tf32, channels_last, benchmark, args.repeats)}
-            except (RuntimeError, NotImplementedError) as error:  # e.g. bfloat16 pooling on a CPU
+                row = {"n": n, **variant_row(model, r64, reference, dtype, tf32, channels_last, benchmark,
+                                                args.repeats)}
+            except (RuntimeError, NotImplementedError) as error:  # a combination the device lacks
                 row = {"n": n, "dtype": str(dtype), "channels_last_3d": channels_last, "error": str(error)[:200]}
             rows.append(row)
             print(json.dumps(row), flush=True)

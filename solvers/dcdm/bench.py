@@ -24,6 +24,7 @@ from sciml.benchmarks.linalg import mgpcg_row, pyamg_row, result_row, scipy_cg_r
 from sciml.benchmarks.table import format_table, number
 from sciml.benchmarks.timing import median_time, synchronize
 from sciml.linalg import cg
+from solvers.dcdm.network import RecursiveUNetDCDMNet
 from solvers.dcdm.solver import DCDMSolver
 
 logger = logging.getLogger(__name__)
@@ -135,9 +136,10 @@ def run(argv: list[str] | None = None) -> dict:
     dtype = getattr(torch, args.network_dtype)
     solvers = {name: DCDMSolver.from_pretrained(name, device=args.device, tf32=args.tf32, network_dtype=dtype)
                for name in args.models}
-    for solver in solvers.values():
-        if args.max_depth is not None and hasattr(solver.model, "max_depth"):
-            solver.model.max_depth = args.max_depth
+    if args.max_depth is not None:
+        for solver in solvers.values():
+            if isinstance(solver.model, RecursiveUNetDCDMNet):
+                solver.model.max_depth = args.max_depth
     scenes = args.scenes or [s if isinstance(s, str) else s.name for s in heldout_scenes()]
     started = time.perf_counter()
     rows = []
