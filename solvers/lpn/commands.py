@@ -20,8 +20,9 @@ logger = logging.getLogger(__name__)
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sciml train lpn", description="Train a learned proximal network (denoiser "
                                 "at one noise level) and save it as data/NAME.safetensors + NAME.json.")
-    p.add_argument("--data", choices=["images", "ellipses", "ellipses-shell", "laplace"], default="images",
-                   help="images: skimage photographs + lfw faces (training split); ellipses: random CT "
+    p.add_argument("--data", choices=["images", "photos", "ellipses", "ellipses-shell", "laplace"], default="images",
+                   help="images: skimage photographs + lfw faces (training split); photos: the same plus five "
+                        "photographs from scikit-learn, matplotlib and skimage; ellipses: random CT "
                         "phantoms (ellipses-shell: half of them with a bright outer shell); laplace: the 1-D "
                         "Laplacian experiment")
     p.add_argument("--name", default=None, help="output name in data/ (default lpn-gray, lpn-ct, lpn-laplace-LOSS)")
@@ -58,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _IMAGE_DEFAULTS = dict(hidden=32, layers=5, beta=100.0, alpha=1e-6, batch_size=16, noise=0.1)
-_DEFAULTS = {"images": _IMAGE_DEFAULTS, "ellipses": _IMAGE_DEFAULTS, "ellipses-shell": _IMAGE_DEFAULTS,
+_DEFAULTS = {"images": _IMAGE_DEFAULTS, "photos": _IMAGE_DEFAULTS, "ellipses": _IMAGE_DEFAULTS, "ellipses-shell": _IMAGE_DEFAULTS,
              "laplace": dict(hidden=50, layers=4, beta=10.0, alpha=1e-6, batch_size=2000, noise=1.0)}
 
 
@@ -83,7 +84,7 @@ def train(argv: list[str]) -> int:
                     beta=pick["beta"], alpha=pick["alpha"], dilations=args.dilations)
         sampler, sample_shape = sample_patches(args.data, args.patch), (1, args.patch, args.patch)
         gamma_min = args.gamma_min if args.gamma_min is not None else default_gamma_min(sample_shape)
-        name = args.name or ("lpn-gray" if args.data == "images" else "lpn-ct")
+        name = args.name or ("lpn-gray" if args.data in ("images", "photos") else "lpn-ct")
         if args.loss != "pm" and args.name is None:
             name += f"-{args.loss}"
     if args.init is not None:  # fine-tuning: the network (and its config) come from the weights

@@ -2,6 +2,9 @@
 
 * Grayscale photographs bundled with scikit-image, split *by image* into a fixed training set
   (:data:`TRAIN_IMAGES`) and a held-out set (:data:`HELDOUT_IMAGES`).
+* More photographs that ship with other installed packages (:data:`MORE_PHOTOS`: scikit-image's
+  clock and stereo motorcycle, scikit-learn's china and flower, matplotlib's Grace Hopper), used
+  only by the ``"photos"`` training set; none of them is held out.
 * ``lfw_subset``: 200 face crops of 25 x 25 bundled with scikit-image; faces 0-159 train,
   160-199 are held out.
 * Random-ellipse phantoms for CT training (:func:`ellipse_phantom`, optionally with a bright
@@ -17,12 +20,13 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-__all__ = ["TRAIN_IMAGES", "HELDOUT_IMAGES", "gray_image", "training_images", "heldout_images", "faces",
+__all__ = ["TRAIN_IMAGES", "HELDOUT_IMAGES", "MORE_PHOTOS", "gray_image", "training_images", "heldout_images", "faces",
            "sample_patches", "ellipse_phantom", "shepp_logan", "PatchSampler"]
 
 TRAIN_IMAGES = ("brick", "grass", "gravel", "chelsea", "coins", "moon", "page", "rocket",
                 "text", "retina", "cell", "immunohistochemistry")
 HELDOUT_IMAGES = ("camera", "astronaut", "coffee")
+MORE_PHOTOS = ("clock", "motorcycle", "china", "flower", "grace_hopper")
 _FACES_TRAIN = slice(0, 160)
 _FACES_HELDOUT = slice(160, 200)
 
@@ -49,18 +53,33 @@ def gray_image(name: str, scale: float = 0.5) -> np.ndarray:
     -------
     (H, W) ndarray
     """
-    import skimage.data
     from skimage.transform import rescale
     from skimage.util import img_as_float
-    loader = getattr(skimage.data, name, None)
-    if loader is None:
-        raise ValueError(f"skimage.data has no image {name!r}; use one of {TRAIN_IMAGES + HELDOUT_IMAGES}")
-    image = _rgb2gray(img_as_float(loader()))
+    image = _rgb2gray(img_as_float(_load_photo(name)))
     if scale != 1.0:
         image = rescale(image, scale, anti_aliasing=True)
     image = np.asarray(image, dtype=np.float64)
     lo, hi = float(image.min()), float(image.max())
     return (image - lo) / max(hi - lo, 1e-12)
+
+
+def _load_photo(name: str) -> np.ndarray:
+    """The raw bundled photograph ``name`` (uint8 or float, gray or RGB)."""
+    import skimage.data
+    if name == "motorcycle":
+        return skimage.data.stereo_motorcycle()[0]
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+        return load_sample_image(f"{name}.jpg")
+    if name == "grace_hopper":
+        import matplotlib.cbook
+        import matplotlib.pyplot as plt
+        return plt.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg"))
+    loader = getattr(skimage.data, name, None)
+    if loader is None:
+        raise ValueError(f"no bundled image {name!r}; use a skimage.data function name or one of "
+                         f"{TRAIN_IMAGES + HELDOUT_IMAGES + MORE_PHOTOS}")
+    return loader()
 
 
 def training_images(scale: float = 0.5) -> list[np.ndarray]:
@@ -184,16 +203,17 @@ class PatchSampler:
 
 
 def sample_patches(kind: str, patch: int) -> PatchSampler:
-    """The training sampler of a data set: ``"images"`` (photographs + faces), ``"ellipses"`` or
+    """The training sampler of a data set: ``"images"`` (photographs + faces), ``"photos"`` (the same
+    plus :data:`MORE_PHOTOS`), ``"ellipses"`` or
     ``"ellipses-shell"`` (200 random phantoms of 128 x 128, half of them with a bright outer shell)."""
-    if kind == "images":
-        images = training_images() + list(faces("train"))
+    if kind in ("images", "photos"):
+        photos = training_images() + ([gray_image(name) for name in MORE_PHOTOS] if kind == "photos" else [])
         # every photograph equally likely; the 160 faces together count as two photographs
         n_faces = len(faces("train"))
-        weights = [1.0] * len(TRAIN_IMAGES) + [2.0 / n_faces] * n_faces
-        return PatchSampler(images, patch, weights)
+        weights = [1.0] * len(photos) + [2.0 / n_faces] * n_faces
+        return PatchSampler(photos + list(faces("train")), patch, weights)
     if kind in ("ellipses", "ellipses-shell"):
         rng = np.random.default_rng(12345)
         shell = 0.5 if kind == "ellipses-shell" else 0.0
         return PatchSampler([ellipse_phantom(128, rng, shell_probability=shell) for _ in range(200)], patch)
-    raise ValueError(f"unknown training data {kind!r}; use 'images', 'ellipses' or 'ellipses-shell'")
+    raise ValueError(f"unknown training data {kind!r}; use 'images', 'photos', 'ellipses' or 'ellipses-shell'")

@@ -17,6 +17,18 @@ def test_split_by_image_is_disjoint_and_fixed():
         data.faces("test")
 
 
+def test_photos_set_adds_the_other_packages_photographs_and_holds_none_out():
+    more = [data.gray_image(name) for name in data.MORE_PHOTOS]
+    assert all(im.ndim == 2 and im.min() == 0 and im.max() == 1 and min(im.shape) >= 150 for im in more)
+    assert not set(data.MORE_PHOTOS) & set(data.HELDOUT_IMAGES + data.TRAIN_IMAGES)
+    base, photos = data.sample_patches("images", 8), data.sample_patches("photos", 8)
+    assert len(photos.images) == len(base.images) + len(data.MORE_PHOTOS)
+    # each photograph (old or new) equally likely; the faces keep their share of two photographs
+    assert torch.allclose(photos.weights[:len(data.TRAIN_IMAGES) + len(more)], photos.weights[0])
+    with pytest.raises(ValueError, match="no bundled image"):
+        data.gray_image("lily_of_the_valley")
+
+
 def test_patch_sampler_deterministic_from_generator():
     sampler = data.PatchSampler([np.arange(100.0).reshape(10, 10) / 100, np.ones((4, 4))], patch=6)
     a = sampler(5, torch.Generator().manual_seed(0))
