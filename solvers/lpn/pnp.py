@@ -205,24 +205,17 @@ def pnp_admm(A: LinearOperator, y: torch.Tensor, denoiser: Denoiser, shape: tupl
     system = data_weight * (A.T @ A) + rho * Identity(n, dtype=A.dtype, device=A.device)
     aty = data_weight * A.rmatvec(y)
     x = (A.rmatvec(y) if x0 is None else x0.reshape(-1)).clone()
-    z, u = x.reshape(shape).clone(), torch.zeros(shape, dtype=y.dtype, device=y.device)
-    monitor, guard = _Monitor(A, y, reference, callback), _Guard(patience)
-    converged, k, reason = False, 0, "maxiter"
-    for k in range(1, maxiter + 1):
+    u = torch.zeros(shape, dtype=y.dtype, device=y.device)
+
+    def admm_step(z: torch.Tensor) -> torch.Tensor:
+        nonlocal x, u
         rhs = aty + rho * (z - u).reshape(-1)
         x = cg(system, rhs, x.reshape(-1), rtol=cg_rtol, maxiter=cg_maxiter, dtype=None).x.reshape(shape)
         z_new = denoiser(x + u)
         u = u + x - z_new
-        rel = monitor.record(k, z_new, z)
-        z = z_new
-        if rel < tol:
-            converged, reason = True, "tol"
-            break
-        if guard.update(k, rel, z):
-            reason = "diverging"
-            break
-    z, returned = guard.result(k, z, reason)
-    return PnPResult(z, k, converged, monitor.history, time.perf_counter() - started, reason, returned)
+        return z_new
+    return _iterate(admm_step, x.reshape(shape).clone(), _Monitor(A, y, reference, callback), _Guard(patience),
+                    maxiter, tol, started)
 
 
 def pnp_pgd(A: LinearOperator, y: torch.Tensor, denoiser: Denoiser, shape: tuple[int, int], *,
@@ -237,18 +230,27 @@ def pnp_pgd(A: LinearOperator, y: torch.Tensor, denoiser: Denoiser, shape: tuple
     _check(A, y, shape)
     started = time.perf_counter()
     x = (A.rmatvec(y) if x0 is None else x0.reshape(-1)).reshape(shape).clone()
-    monitor, guard = _Monitor(A, y, reference, callback), _Guard(patience)
+
+    def gradient_step(x: torch.Tensor) -> torch.Tensor:
+        grad = data_weight * A.rmatvec(A.matvec(x.reshape(-1)) - y).reshape(shape)
+        return denoiser(x - step * grad)
+    return _iterate(gradient_step, x, _Monitor(A, y, reference, callback), _Guard(patience), maxiter, tol, started)
+
+
+def _iterate(update: Callable[[torch.Tensor], torch.Tensor], iterate: torch.Tensor, monitor: _Monitor,
+             guard: _Guard, maxiter: int, tol: float, started: float) -> PnPResult:
+    """Apply ``update`` to the monitored iterate (ADMM's ``z``, PGD's ``x``) until its relative step
+    falls below ``tol``, ``maxiter`` is reached or ``guard`` sees it diverge."""
     converged, k, reason = False, 0, "maxiter"
     for k in range(1, maxiter + 1):
-        grad = data_weight * A.rmatvec(A.matvec(x.reshape(-1)) - y).reshape(shape)
-        x_new = denoiser(x - step * grad)
-        rel = monitor.record(k, x_new, x)
-        x = x_new
+        new = update(iterate)
+        rel = monitor.record(k, new, iterate)
+        iterate = new
         if rel < tol:
             converged, reason = True, "tol"
             break
-        if guard.update(k, rel, x):
+        if guard.update(k, rel, iterate):
             reason = "diverging"
             break
-    x, returned = guard.result(k, x, reason)
-    return PnPResult(x, k, converged, monitor.history, time.perf_counter() - started, reason, returned)
+    iterate, returned = guard.result(k, iterate, reason)
+    return PnPResult(iterate, k, converged, monitor.history, time.perf_counter() - started, reason, returned)
