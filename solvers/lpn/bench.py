@@ -25,7 +25,7 @@ from sciml.benchmarks.table import format_table, number
 from sciml.linalg.imaging import GaussianBlur, InpaintingMask, compressed_sensing, random_mask
 from solvers.lpn import experiments as ex
 from solvers.lpn.data import heldout_images
-from solvers.lpn.model import load_lpn
+from solvers.lpn.model import DEFAULT_MODEL, load_lpn
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +46,6 @@ SETTINGS = {"deblurring": dict(rho=0.05, data_weight=1.0, pgd_step=1.9, init="ad
             "inpainting": dict(rho=0.1, data_weight=1.0, pgd_step=1.9, init="tv", clip=(0.0, 1.0)),
             "cs": dict(rho=0.1, data_weight=1.0, pgd_step=0.3, init="tv"),
             "ct": dict(rho=0.01, data_weight=1.0, init="given", clip=(0.0, 1.0), patience=3)}
-# default model per PnP problem when --pnp-model is not given (else --model)
-PROBLEM_MODELS = {"deblurring": "lpn-gray-h48"}
 
 
 def _strip(result: dict) -> dict:
@@ -72,10 +70,10 @@ COLUMNS = [("problem", -18, lambda r: r["problem"]), ("method", -9, lambda r: r[
 def run(argv: list[str] | None = None) -> dict:
     """Parse ``sciml bench lpn`` options, run the sections, return the JSON-ready results."""
     parser = argparse.ArgumentParser(prog="sciml bench lpn", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="lpn-gray", help="shipped name or path of the image LPN")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="shipped name or path of the image LPN")
     parser.add_argument("--ct-model", default=None, help="LPN for CT (default lpn-ct if shipped, else --model)")
     parser.add_argument("--pnp-model", default=None,
-                        help=f"LPN for deblurring/inpainting/cs (default: {PROBLEM_MODELS} per problem, else --model)")
+                        help="LPN for deblurring/inpainting/cs (default: --model)")
     parser.add_argument("--dihedral", action="store_true",
                         help="average every image LPN's potential over the 8 image symmetries (exact prox, 8x cost)")
     parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS)
@@ -123,7 +121,7 @@ def run(argv: list[str] | None = None) -> dict:
         if problem not in sections:
             continue
         results = {}
-        pnp_name = args.pnp_model or PROBLEM_MODELS.get(problem, args.model)
+        pnp_name = args.pnp_model or args.model
         pnp_model = model if pnp_name == args.model else load_lpn(pnp_name, device=args.device,
                                                                    dihedral=args.dihedral)
         for name, clean in small.items():

@@ -52,7 +52,7 @@ def demo(out: Path, device: str = "cpu", image: str = "camera", size: int = 128,
         PSNR of the LPN and of the TV baseline for denoising and deblurring.
     """
     out = Path(out)
-    model = load_lpn("lpn-gray", device=device)
+    model = load_lpn(device=device)
     full = heldout_images(256)[image]
     top, left = (full.shape[0] - size) // 2, (full.shape[1] - size) // 2
     clean = full[top:top + size, left:left + size]

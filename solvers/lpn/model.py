@@ -10,12 +10,15 @@ from sciml.io import atomic_path, load_checkpoint, save_checkpoint
 from sciml.nn.icnn import LPN
 from sciml.pretrained import weights_path
 
-__all__ = ["load_lpn", "save_lpn", "denoise"]
+__all__ = ["DEFAULT_MODEL", "load_lpn", "save_lpn", "denoise"]
+
+DEFAULT_MODEL = "lpn-gray-photos"  # the best shipped image denoiser (sigma 0.1), see data/README.md
 
 
-def load_lpn(name_or_path: str | Path = "lpn-gray", device=None, dtype: torch.dtype = torch.float32,
+def load_lpn(name_or_path: str | Path = DEFAULT_MODEL, device=None, dtype: torch.dtype = torch.float32,
              dihedral: bool = False) -> LPN:
-    """A shipped LPN (``"lpn-gray"``, ``"lpn-laplace-pm"``, ``"lpn-laplace-l2"``) or a checkpoint path.
+    """A shipped LPN (``"lpn-gray-photos"``, the default; ``"lpn-gray"``, ``"lpn-gray-h48"``, ``"lpn-ct"``,
+    ``"lpn-laplace-pm"``, ...: see ``data/README.md``) or a checkpoint path.
 
     The recipe stored with the weights is available as ``model.recipe``. The model is returned
     in eval mode with ``dtype`` on ``device``; ``dihedral`` averages its potential over the image
