@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _IMAGE_DEFAULTS = dict(hidden=32, layers=5, beta=100.0, alpha=1e-6, batch_size=16, noise=0.1)
-_DEFAULTS = {"images": _IMAGE_DEFAULTS, "photos": _IMAGE_DEFAULTS, "ellipses": _IMAGE_DEFAULTS, "ellipses-shell": _IMAGE_DEFAULTS,
+_DEFAULTS = {"images": _IMAGE_DEFAULTS, "photos": _IMAGE_DEFAULTS, "ellipses": _IMAGE_DEFAULTS,
+             "ellipses-shell": _IMAGE_DEFAULTS,
              "laplace": dict(hidden=50, layers=4, beta=10.0, alpha=1e-6, batch_size=2000, noise=1.0)}
 
 

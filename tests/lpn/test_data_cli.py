@@ -51,8 +51,8 @@ def test_phantoms_in_unit_range():
         data.sample_patches("phantoms", 8)
 
 
-@pytest.mark.parametrize("name", ["lpn-gray", "lpn-gray-h48", "lpn-gray-photos", "lpn-ct", "lpn-laplace-pm", "lpn-laplace-pm-quadrature",
-                                  "lpn-laplace-l2"])
+@pytest.mark.parametrize("name", ["lpn-gray", "lpn-gray-h48", "lpn-gray-photos", "lpn-ct", "lpn-laplace-pm",
+                                  "lpn-laplace-pm-quadrature", "lpn-laplace-l2"])
 def test_shipped_weights_have_recipe_and_are_small(name):
     from sciml.pretrained import data_dir
     from solvers.lpn.model import load_lpn
