@@ -64,6 +64,17 @@ def test_shipped_weights_have_recipe_and_are_small(name):
     assert model.potential.min_constrained_weight() >= 0.0
 
 
+def test_default_model_recipe_chains_its_stages():
+    from sciml.pretrained import data_dir
+    from solvers.lpn.model import DEFAULT_MODEL
+    recipe = json.loads((data_dir() / f"{DEFAULT_MODEL}.json").read_text())
+    commands = [stage["command"].split() for stage in recipe["stages"]]
+    names = [c[c.index("--name") + 1] for c in commands]
+    assert names[-1] == DEFAULT_MODEL and recipe["command"] == recipe["stages"][-1]["command"]
+    assert "--init" not in commands[0]
+    assert [c[c.index("--init") + 1] for c in commands[1:]] == names[:-1]  # each stage starts from the one before
+
+
 def test_missing_weights_name_the_command():
     from solvers.lpn.model import load_lpn
     with pytest.raises(FileNotFoundError, match="sciml train lpn"):
