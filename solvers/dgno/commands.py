@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--latent", type=int, default=64)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--a-width", type=int, default=None,
+                   help="width of the coefficient decoder (default: --width; the authors use 256 against 100)")
+    p.add_argument("--a-depth", type=int, default=None, help="depth of the coefficient decoder (default: --depth)")
     p.add_argument("--n-centres", type=int, default=64)
     p.add_argument("--w-data", type=float, default=1.0, help="weight of the reconstruction of a (authors: 1)")
     p.add_argument("--n-unlabelled", type=int, default=0,
@@ -104,6 +107,30 @@ def _stage_summary(res) -> dict:
             "wall_s": res.wall_time}
 
 
+def _initial_model(args, config: DGNOConfig) -> DGNO | None:
+    """The ``--init-weights`` model, or ``None``. If only the coefficient decoder's size differs
+    (``--a-width`` / ``--a-depth``), every other weight is kept and the coefficient decoder starts
+    afresh; it then needs ``--steps`` or ``--refine-steps`` to be trained."""
+    if not args.init_weights:
+        return None
+    model = DGNO.load(args.init_weights)
+    have, want = model.config.to_json(), {**config.to_json(), "w_data": model.config.w_data}
+    if have == want:
+        return model
+    decoder_sizes = ("a_width", "a_depth")
+    if any(have[k] != want[k] for k in want if k not in decoder_sizes):
+        raise ValueError(f"--init-weights {args.init_weights} has other sizes than the options; pass matching ones")
+    if not (args.steps or args.refine_steps):
+        raise ValueError("--a-width/--a-depth give a new, untrained coefficient decoder: "
+                         "pass --refine-steps (or --steps) to train it")
+    torch.manual_seed(args.seed)
+    wider = DGNO(DGNOConfig(**want))
+    kept = {k: v for k, v in model.state_dict().items() if not k.startswith("a_decoder.")}
+    wider.load_state_dict(kept, strict=False)
+    logger.info("coefficient decoder re-initialised at width %s, depth %s", want["a_width"], want["a_depth"])
+    return wider
+
+
 def train(argv: list[str] | None = None) -> int:
     """Train with the given options (resumable from ``--cache-dir``) and write ``NAME.safetensors`` + ``NAME.json``.
 
@@ -120,11 +147,9 @@ def train(argv: list[str] | None = None) -> int:
     if args.n_unlabelled:
         a_train = np.stack([sample_coefficient("two_phase", args.seed, s, data.n_pix)
                             for s in range(args.n_unlabelled)])
-    config = DGNOConfig(latent=args.latent, width=args.width, depth=args.depth, n_centres=args.n_centres,
-                        w_data=args.w_data)
-    model = DGNO.load(args.init_weights) if args.init_weights else None
-    if model is not None and model.config.to_json() != {**config.to_json(), "w_data": model.config.w_data}:
-        raise ValueError(f"--init-weights {args.init_weights} has other sizes than the options; pass matching ones")
+    config = DGNOConfig(latent=args.latent, width=args.width, depth=args.depth, a_width=args.a_width,
+                        a_depth=args.a_depth, n_centres=args.n_centres, w_data=args.w_data)
+    model = _initial_model(args, config)
     if model is None and args.steps == 0:
         raise ValueError("--steps 0 skips DGNO training: pass --init-weights with a trained model")
     steps, final_loss = 0, None

@@ -48,6 +48,8 @@ class DGNOConfig:
     encoder_hidden: tuple[int, ...] = (256, 128)
     width: int = 64
     depth: int = 4
+    a_width: int | None = None
+    a_depth: int | None = None
     sum_layers: int | None = None
     activation: str = "tanh_sin"
     radius: float = 0.05
@@ -109,7 +111,8 @@ class DGNO(nn.Module):
         self.encoder = nn.Sequential(*layers)
         kw = {"width": c.width, "depth": c.depth, "activation": c.activation, "sum_layers": c.sum_layers,
               "dtype": dtype}
-        self.a_decoder = MultiONet(c.latent, 2, **kw)
+        a_kw = {**kw, "width": c.a_width or c.width, "depth": c.a_depth or c.depth}
+        self.a_decoder = MultiONet(c.latent, 2, **a_kw)
         self.u_decoder = MultiONet(c.latent, 2, **kw)
         if c.form == "mixed":
             self.flux_decoders = nn.ModuleList(MultiONet(c.latent, 2, **kw) for _ in range(2))

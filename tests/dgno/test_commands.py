@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from solvers.dgno.model import DGNO
 
@@ -44,8 +45,6 @@ def test_train_stage_three_changes_only_the_solution_decoders(tmp_path):
 def test_stage_checkpoints_are_keyed_by_the_starting_point(tmp_path):
     """Same --name, other --init-weights: another checkpoint folder (no stale resume); more steps of
     the same stage, or other options of a later stage: the same folder (resumable)."""
-    import torch
-
     from solvers.dgno.commands import _parser, _stage_dir
     from solvers.dgno.model import DGNOConfig
     base = ["--cache-dir", str(tmp_path), "--steps", "0", "--physics-steps", "10"]
@@ -62,3 +61,24 @@ def test_stage_checkpoints_are_keyed_by_the_starting_point(tmp_path):
     assert _stage_dir(_parser().parse_args([*base, "--physics-lr", "1e-4"]), "physics", one) != folder
     assert _stage_dir(_parser().parse_args([*base, "--physics-lr", "1e-4"]), "refine", one) == \
         _stage_dir(args, "refine", one)
+
+
+def test_train_widens_the_coefficient_decoder_of_trained_weights(tmp_path):
+    """--a-width on --init-weights: a fresh, wider a-decoder trained by the refinement; the u- and
+    flux decoders are the starting model's; without a stage that trains it, a clear error."""
+    from solvers.dgno.commands import train
+    common = ["--n-train", "4", "--refine", "1", "--latent", "4", "--width", "8", "--depth", "2",
+              "--n-centres", "4", "--batch", "2", "--cache-dir", str(tmp_path), "--no-progress", "--out", str(tmp_path)]
+    assert train([*common, "--steps", "2", "--name", "s1"]) == 0
+    start = ["--steps", "0", "--init-weights", str(tmp_path / "s1.safetensors"), "--a-width", "12", "--a-depth", "3"]
+    with pytest.raises(ValueError, match="--refine-steps"):
+        train([*common, *start, "--name", "wide"])
+    with pytest.raises(ValueError, match="other sizes"):
+        train([*common, *start, "--latent", "5", "--refine-steps", "2", "--name", "wide"])
+    assert train([*common, *start, "--refine-steps", "2", "--refine-batch", "2", "--name", "wide"]) == 0
+    first, wide = DGNO.load(tmp_path / "s1.safetensors"), DGNO.load(tmp_path / "wide.safetensors")
+    assert (wide.config.a_width, wide.config.a_depth, wide.config.width) == (12, 3, 8)
+    assert len(wide.a_decoder.branch.layers) != len(first.a_decoder.branch.layers)
+    for name in ("u_decoder", "flux_decoders"):
+        a, b = getattr(first, name).state_dict(), getattr(wide, name).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name

@@ -91,6 +91,19 @@ def test_bad_config():
         model.encode(torch.ones(2, 5, 5))
 
 
+def test_coefficient_decoder_size_and_old_configs(tmp_path):
+    """a_width / a_depth size the a-decoder only (the authors: 256 against 100); configs saved before
+    these fields existed load with the shared width."""
+    cfg = DGNOConfig(**{**SMALL, "a_width": 12, "a_depth": 3})
+    model = DGNO(cfg)
+    assert model.a_decoder.branch.layers[0].out_features == 12 and len(model.a_decoder.branch.layers) == 3
+    assert model.u_decoder.branch.layers[0].out_features == SMALL["width"]
+    back = DGNO.load(model.save(tmp_path / "m.safetensors"))
+    assert back.config == cfg
+    old = {k: v for k, v in DGNOConfig(**SMALL).to_json().items() if k not in ("a_width", "a_depth")}
+    assert DGNOConfig(**old).a_width is None
+
+
 def test_save_load_roundtrip(tmp_path):
     torch.manual_seed(0)
     model = DGNO(DGNOConfig(kind="lognormal", **SMALL))
