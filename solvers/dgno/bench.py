@@ -6,7 +6,9 @@ Sections of the JSON result:
 * ``weak_residual`` -- residual on a manufactured solution, and on FEM solutions vs 5 %-perturbed ones;
 * ``forward`` -- DGNO (no u labels) and data-driven DeepONet / MultiONet (labelled pairs, several
   seeds, same width and depth) on held-out two-phase samples;
-* ``inverse`` -- latent-space inverse solves from 100 / 25 noisy observations (25 dB);
+* ``inverse`` -- latent-space inverse solves from 100 / 25 noisy observations (25 dB); with
+  ``--mcmc-chains N``, beside each a reference without network: the pCN posterior mean on the exact
+  level-set prior with FEM solves (:mod:`solvers.dgno.mcmc`), the best any method can do on those data;
 * ``targets`` -- the issue's acceptance numbers next to the measured ones.
 
 Trained DGNO weights and data are cached in ``--cache-dir`` (a rerun resumes training).
@@ -30,6 +32,7 @@ from solvers.dgno.baselines import relative_l2, train_data_driven
 from solvers.dgno.darcy import DarcyFEM, generate_darcy, self_check
 from solvers.dgno.inverse import linearised_spread, observe, solve_inverse
 from solvers.dgno.latent import LatentPrior
+from solvers.dgno.mcmc import pcn_two_phase
 from solvers.dgno.model import DGNO, DGNOConfig, grid_points, train_dgno
 from solvers.dgno.weak_form import (
     WendlandTestFunctions,
@@ -141,6 +144,17 @@ def linearised_limit(model: DGNO, obs, prior: LatentPrior, a: np.ndarray, reenco
     return {"rel_a_spread_linearised": spread, "rel_l2_a_linearised_limit": float(np.hypot(reencoded, spread))}
 
 
+def mcmc_reference(args, obs, a: np.ndarray, seed: int) -> dict:
+    """``--mcmc-chains``: the pCN posterior mean on the exact prior (:func:`~solvers.dgno.mcmc.pcn_two_phase`)."""
+    res = pcn_two_phase(obs, n_pix=a.shape[-1], chains=args.mcmc_chains, steps=args.mcmc_steps, burn=args.mcmc_burn,
+                        seed=seed, workers=args.mcmc_workers)
+    return {"rel_l2_a_mcmc": float(np.linalg.norm(res.a_mean - a) / np.linalg.norm(a)),
+            "mcmc_chain_spread": res.chain_spread, "mcmc_chain_errors":
+                [float(np.linalg.norm(m - a) / np.linalg.norm(a)) for m in res.chain_means],
+            "mcmc_acceptance": res.acceptance.tolist(), "mcmc_misfit": res.misfit.tolist(),
+            "mcmc_seconds": res.seconds}
+
+
 def inverse_section(args, model: DGNO, test, train) -> dict:
     """Inverse solves on the first ``--targets`` test samples for every ``--n-obs``."""
     prior, prior_info = latent_prior(args, model, train)
@@ -150,7 +164,8 @@ def inverse_section(args, model: DGNO, test, train) -> dict:
     out = {"settings": {"prior": prior_info, "init": args.inverse_init, "data_term": args.data_term,
                         "w_obs": args.w_obs, "w_prior": args.w_prior, "w_physics": args.w_physics,
                         "members": args.members, "perturb_prior": args.perturb_prior,
-                        "steps": args.inverse_steps, "n_centres": args.inverse_centres}}
+                        "steps": args.inverse_steps, "n_centres": args.inverse_centres,
+                        "mcmc": {"chains": args.mcmc_chains, "steps": args.mcmc_steps, "burn": args.mcmc_burn}}}
     for n_obs in args.n_obs:
         rows = []
         for t in range(args.targets):
@@ -174,10 +189,14 @@ def inverse_section(args, model: DGNO, test, train) -> dict:
                          "seconds": res.seconds})
             if args.inverse_limit and prior is not None:
                 rows[-1].update(linearised_limit(model, obs, prior, a, rows[-1]["rel_l2_a_reencoded"]))
+            if args.mcmc_chains:
+                rows[-1].update(mcmc_reference(args, obs, a, seed=t))
         keys = ["rel_l2_a", "rel_l2_a_prior_mean_field", "rel_l2_a_reencoded", "rel_l2_u", "spread_error_corr",
                 "seconds"]
         if rows and "rel_l2_a_linearised_limit" in rows[0]:
             keys += ["rel_a_spread_linearised", "rel_l2_a_linearised_limit"]
+        if rows and "rel_l2_a_mcmc" in rows[0]:
+            keys += ["rel_l2_a_mcmc", "mcmc_chain_spread", "mcmc_seconds"]
         out[str(n_obs)] = {"targets": rows, **{f"mean_{k}": float(np.mean([r[k] for r in rows])) for k in keys}}
     return out
 
@@ -212,6 +231,9 @@ def targets(result: dict) -> list[dict]:
         if "mean_rel_l2_a_linearised_limit" in inv:
             add(f"inverse {n_obs} obs: linearised limit (floor + posterior spread)",
                 inv["mean_rel_l2_a_linearised_limit"], "-", inv["mean_rel_l2_a_linearised_limit"] <= 0.15)
+        if "mean_rel_l2_a_mcmc" in inv:
+            add(f"inverse {n_obs} obs: same for the pCN posterior mean (exact prior and FEM, no network)",
+                inv["mean_rel_l2_a_mcmc"], "-", inv["mean_rel_l2_a_mcmc"] <= 0.15)
         add(f"inverse {n_obs} obs: same for the constant (min+max)/2", inv["mean_rel_l2_a_prior_mean_field"], "-",
             inv["mean_rel_l2_a"] < inv["mean_rel_l2_a_prior_mean_field"])
         add(f"inverse {n_obs} obs: rel. L2 of u", inv["mean_rel_l2_u"], "<= 0.03" if n_obs == "100" else "-",
@@ -271,6 +293,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--inverse-limit", action="store_true",
                    help="also report, per target, the error of an exact posterior mean with the decoders "
                         "linearised at the true encoding (decoder floor and the posterior spread the data leave)")
+    p.add_argument("--mcmc-chains", type=int, default=0,
+                   help="also run this many pCN chains per target on the exact prior with FEM solves, a reference "
+                        "without network (two-phase only; about 9 ms per step on one core; 0: skip)")
+    p.add_argument("--mcmc-steps", type=int, default=20000, help="pCN steps per chain, burn-in included")
+    p.add_argument("--mcmc-burn", type=int, default=5000, help="pCN burn-in steps (step size adapted, not kept)")
+    p.add_argument("--mcmc-workers", type=int, default=1, help="processes running the chains")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE))
     p.add_argument("--device", default="cpu")
     p.add_argument("--progress", action="store_true")
@@ -288,6 +316,8 @@ QUICK = {"n_train": 40, "n_test": 10, "n_labelled": 40, "refine": 1, "dgno_steps
 def run(argv: list[str] | None = None) -> dict:
     """Parse ``sciml bench dgno`` options, run every section, return the JSON-ready results."""
     args = _parser().parse_args(argv)
+    if args.mcmc_chains and args.kind != "two_phase":
+        raise ValueError("--mcmc-chains samples the two-phase level-set prior; use it with --kind two_phase")
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)

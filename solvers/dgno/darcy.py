@@ -32,6 +32,7 @@ __all__ = [
     "SelfCheck",
     "gaussian_random_field",
     "generate_darcy",
+    "grf_expansion",
     "lognormal_coefficient",
     "sample_coefficient",
     "self_check",
@@ -55,14 +56,28 @@ def gaussian_random_field(n_pix: int, rng: np.random.Generator, tau: float = 3.0
     -------
     g : (n_pix, n_pix) float64 array, ``g[i, j]`` at ``x = i/(n_pix-1), y = j/(n_pix-1)``.
     """
+    cos, lam = grf_expansion(n_pix, tau, alpha, modes)
+    return cos.T @ (lam * rng.standard_normal(lam.shape)) @ cos
+
+
+def grf_expansion(n_pix: int, tau: float = 3.0, alpha: float = 2.0, modes: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The expansion of :func:`gaussian_random_field`: ``g = cos.T @ (lam * xi) @ cos`` with ``xi ~ N(0, I)``.
+
+    Returns
+    -------
+    cos : (K, n_pix) array
+        ``cos(pi k x_i)`` for ``K = modes`` (default ``n_pix``) cosine modes.
+    lam : (K, K) array
+        Spectral weights ``(pi^2|k|^2 + tau^2)^(-alpha/2)``, ``0`` for the constant mode.
+    """
     modes = n_pix if modes is None else modes
     k = np.arange(modes)
     x = np.linspace(0.0, 1.0, n_pix)
-    cos = np.cos(np.pi * k[:, None] * x[None, :])                       # (K, P)
+    cos = np.cos(np.pi * k[:, None] * x[None, :])
     lam = (np.pi ** 2 * (k[:, None] ** 2 + k[None, :] ** 2) + tau ** 2) ** (-alpha / 2)
     lam[0, 0] = 0.0
-    coef = lam * rng.standard_normal((modes, modes))
-    return cos.T @ coef @ cos
+    return cos, lam
 
 
 def _grf_pointwise_std(n_pix: int, tau: float, alpha: float) -> float:
