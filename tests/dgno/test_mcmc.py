@@ -1,26 +1,22 @@
 import numpy as np
 import pytest
-import torch
 
 from solvers.dgno.darcy import DarcyFEM, sample_coefficient
-from solvers.dgno.inverse import Observations
+from solvers.dgno.inverse import observe
 from solvers.dgno.mcmc import pcn_two_phase
 
 P = 9
 
 
-def _observations(a: np.ndarray, n_obs: int, rel_noise: float, seed: int = 0) -> Observations:
-    u = DarcyFEM(P, 1).solve(a).reshape(-1)
-    rng = np.random.default_rng(seed)
-    index = np.sort(rng.choice(np.arange(P * P), n_obs, replace=False))
-    sigma = rel_noise * float(np.sqrt(np.mean(u[index] ** 2)))
-    return Observations(torch.zeros(n_obs, 2), torch.tensor(u[index] + sigma * rng.standard_normal(n_obs)), sigma,
-                        index)
-
-
-def test_pcn_posterior_mean_beats_the_prior_and_is_reproducible():
+@pytest.fixture(scope="module")
+def truth():
     a = sample_coefficient("two_phase", 3, 0, P)
-    obs = _observations(a, 40, 0.01)
+    return a, DarcyFEM(P, 1).solve(a)
+
+
+def test_pcn_posterior_mean_beats_the_prior_and_is_reproducible(truth):
+    a, u = truth
+    obs = observe(u, 40, snr_db=40.0, seed=0)
     res = pcn_two_phase(obs, n_pix=P, chains=2, steps=1500, burn=500, seed=1)
     assert res.a_mean.shape == res.a_std.shape == (P, P) and res.chain_means.shape == (2, P, P)
     assert np.all((res.a_mean >= 5) & (res.a_mean <= 10)) and np.all(res.a_std >= 0)
@@ -34,11 +30,22 @@ def test_pcn_posterior_mean_beats_the_prior_and_is_reproducible():
     assert 0 <= res.chain_spread < 1
 
 
-def test_pcn_bad_arguments():
-    obs = _observations(sample_coefficient("two_phase", 3, 0, P), 5, 0.05)
+def test_pcn_bad_arguments(truth):
+    obs = observe(truth[1], 5, seed=0)
     with pytest.raises(ValueError, match="burn"):
         pcn_two_phase(obs, n_pix=P, steps=10, burn=10)
     with pytest.raises(ValueError, match="chains"):
         pcn_two_phase(obs, n_pix=P, chains=0)
     with pytest.raises(ValueError, match="n_pix"):
         pcn_two_phase(obs, n_pix=3, steps=10, burn=0)
+
+
+def test_bench_mcmc_reference_row(truth):
+    from solvers.dgno.bench import _parser, mcmc_reference
+    a, u = truth
+    args = _parser().parse_args(["--mcmc-chains", "2", "--mcmc-steps", "60", "--mcmc-burn", "20"])
+    row = mcmc_reference(args, observe(u, 20, seed=0), a, seed=0)
+    assert 0 < row["rel_l2_a_mcmc"] < 1 and len(row["mcmc_chain_errors"]) == 2 and row["mcmc_seconds"] > 0
+    with pytest.raises(ValueError, match="two_phase"):
+        from solvers.dgno.bench import run
+        run(["--kind", "lognormal", "--mcmc-chains", "1"])
