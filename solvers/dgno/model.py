@@ -40,7 +40,11 @@ __all__ = ["DGNO", "DGNOConfig", "grid_points", "pixel_lookup", "train_dgno"]
 
 @dataclass
 class DGNOConfig:
-    """Sizes and loss settings of :class:`DGNO` (defaults: the CPU-scale configuration)."""
+    """Sizes and loss settings of :class:`DGNO` (defaults: the CPU-scale configuration).
+
+    ``width`` / ``depth`` size every MultiONet decoder; ``a_width`` / ``a_depth``, when set, size the
+    coefficient decoder alone (the authors use 256 against 100 for the others).
+    """
 
     kind: str = "two_phase"
     n_pix: int = 29
