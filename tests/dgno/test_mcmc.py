@@ -46,6 +46,8 @@ def test_bench_mcmc_reference_row(truth):
     args = _parser().parse_args(["--mcmc-chains", "2", "--mcmc-steps", "60", "--mcmc-burn", "20"])
     row = mcmc_reference(args, observe(u, 20, seed=0), a, seed=0)
     assert 0 < row["rel_l2_a_mcmc"] < 1 and len(row["mcmc_chain_errors"]) == 2 and row["mcmc_seconds"] > 0
+    from solvers.dgno.bench import run
     with pytest.raises(ValueError, match="two_phase"):
-        from solvers.dgno.bench import run
         run(["--kind", "lognormal", "--mcmc-chains", "1"])
+    with pytest.raises(ValueError, match="--n-test"):
+        run(["--first-target", "198", "--targets", "5"])
