@@ -8,7 +8,7 @@ Sections of the JSON result:
   seeds, same width and depth) on held-out two-phase samples;
 * ``inverse`` -- latent-space inverse solves from 100 / 25 noisy observations (25 dB); with
   ``--mcmc-chains N``, beside each a reference without network: the pCN posterior mean on the exact
-  level-set prior with FEM solves (:mod:`solvers.dgno.mcmc`), the best any method can do on those data;
+  level-set prior with FEM solves (:mod:`solvers.dgno.mcmc`), the least-mean-square estimate from those data;
 * ``targets`` -- the issue's acceptance numbers next to the measured ones.
 
 Trained DGNO weights and data are cached in ``--cache-dir`` (a rerun resumes training).

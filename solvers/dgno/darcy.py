@@ -82,12 +82,9 @@ def grf_expansion(n_pix: int, tau: float = 3.0, alpha: float = 2.0, modes: int |
 
 def _grf_pointwise_std(n_pix: int, tau: float, alpha: float) -> float:
     """Spatially averaged pointwise standard deviation of :func:`gaussian_random_field`."""
-    k = np.arange(n_pix)
-    lam = (np.pi ** 2 * (k[:, None] ** 2 + k[None, :] ** 2) + tau ** 2) ** (-alpha / 2)
-    w = np.where(k > 0, 0.5, 1.0)
-    var = (lam ** 2 * w[:, None] * w[None, :])
-    var[0, 0] = 0.0
-    return float(np.sqrt(var.sum()))
+    _, lam = grf_expansion(n_pix, tau, alpha)
+    w = np.where(np.arange(n_pix) > 0, 0.5, 1.0)   # spatial mean of cos^2(pi k x)
+    return float(np.sqrt((lam ** 2 * w[:, None] * w[None, :]).sum()))
 
 
 def two_phase_coefficient(g: np.ndarray, low: float = 5.0, high: float = 10.0) -> np.ndarray:
