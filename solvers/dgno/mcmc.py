@@ -13,8 +13,8 @@ leaves the Gaussian prior invariant, so a move is accepted with probability
 ``b`` is adapted every 100 steps towards 25 % acceptance, then frozen.
 
 What it is for: with enough chains and steps, the pooled sample mean approximates the
-Bayes-optimal (posterior-mean) estimate of ``a`` from the observations, so its error is what
-no inverse method can beat on the same data -- the reference for :func:`~solvers.dgno.inverse.solve_inverse`
+Bayes-optimal (posterior-mean) estimate of ``a`` from the observations: no inverse method has a
+smaller mean-square error on average over such data. It is the reference for :func:`~solvers.dgno.inverse.solve_inverse`
 in ``sciml bench dgno --mcmc-chains N``. It costs one FEM solve per step (about 9 ms at
 ``refine=1`` on one core), thousands per target, where DGNO's latent solve takes seconds.
 """
