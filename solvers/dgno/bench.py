@@ -148,9 +148,9 @@ def mcmc_reference(args, obs, a: np.ndarray, seed: int) -> dict:
     """``--mcmc-chains``: the pCN posterior mean on the exact prior (:func:`~solvers.dgno.mcmc.pcn_two_phase`)."""
     res = pcn_two_phase(obs, n_pix=a.shape[-1], chains=args.mcmc_chains, steps=args.mcmc_steps, burn=args.mcmc_burn,
                         seed=seed, workers=args.mcmc_workers)
-    return {"rel_l2_a_mcmc": float(np.linalg.norm(res.a_mean - a) / np.linalg.norm(a)),
-            "mcmc_chain_spread": res.chain_spread, "mcmc_chain_errors":
-                [float(np.linalg.norm(m - a) / np.linalg.norm(a)) for m in res.chain_means],
+    chains = relative_l2(res.chain_means, np.broadcast_to(a, res.chain_means.shape))
+    return {"rel_l2_a_mcmc": float(relative_l2(res.a_mean[None], a[None])[0]),
+            "mcmc_chain_spread": res.chain_spread, "mcmc_chain_errors": chains.tolist(),
             "mcmc_acceptance": res.acceptance.tolist(), "mcmc_misfit": res.misfit.tolist(),
             "mcmc_seconds": res.seconds}
 
