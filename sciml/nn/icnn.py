@@ -31,6 +31,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sciml.nn.icnn_global import GlobalICNN
+
 __all__ = ["ConvICNN", "LPN"]
 
 
@@ -168,6 +170,10 @@ class LPN(nn.Module):
 
     Parameters
     ----------
+    architecture : {"conv", "global"}
+        ``"conv"`` (default): the fully convolutional :class:`ConvICNN`, any image size.
+        ``"global"``: the paper's MNIST network, :class:`~sciml.nn.icnn_global.GlobalICNN`
+        (strided convolutions and a fully connected head), for images of one fixed size.
     dihedral : bool
         Average ``psi`` over the 8 flips, rotations and transposes of the image (off by default;
         also settable afterwards as ``model.dihedral``). The average of convex functions of
@@ -175,8 +181,10 @@ class LPN(nn.Module):
         equivariant to those symmetries, at 8 times the cost. Not in the paper; the weights do not
         change.
     **kwargs
-        Passed to :class:`ConvICNN` (``in_channels``, ``hidden``, ``layers``, ``kernel_size``,
-        ``beta``, ``alpha``, ``dilations``, ``padding_mode``).
+        Passed to the potential: :class:`ConvICNN` (``in_channels``, ``hidden``, ``layers``,
+        ``kernel_size``, ``beta``, ``alpha``, ``dilations``, ``padding_mode``) or
+        :class:`~sciml.nn.icnn_global.GlobalICNN` (``in_channels``, ``size``, ``hidden``, ``head``,
+        ``beta``, ``alpha``).
 
     Examples
     --------
@@ -186,10 +194,19 @@ class LPN(nn.Module):
     torch.Size([2, 1, 20, 17])
     """
 
-    def __init__(self, dihedral: bool = False, **kwargs: Any):
+    def __init__(self, architecture: str = "conv", dihedral: bool = False, **kwargs: Any):
         super().__init__()
-        self.potential = ConvICNN(**kwargs)
-        self.config = self.potential.config
+        if architecture == "conv":
+            self.potential = ConvICNN(**kwargs)
+        elif architecture == "global":
+            self.potential = GlobalICNN(**kwargs)
+        else:
+            raise ValueError(f"unknown LPN architecture {architecture!r}; use 'conv' (any image size) or "
+                             "'global' (the paper's fixed-size MNIST network)")
+        self.architecture = architecture
+        # the conv config is stored without the key, as in weights saved before "global" existed
+        self.config = self.potential.config if architecture == "conv" else {"architecture": architecture,
+                                                                             **self.potential.config}
         self.dihedral = dihedral
 
     def psi(self, x: torch.Tensor) -> torch.Tensor:
@@ -231,6 +248,8 @@ class LPN(nn.Module):
     def receptive_field(self) -> int:
         """Side of the square of input pixels that one output pixel depends on."""
         c = self.config
+        if self.architecture == "global":
+            return c["size"]
         k = c["kernel_size"]
         radius = (k // 2) * (1 + sum(c["dilations"]))
         return 2 * (2 * radius) + 1 if k > 1 else 1  # the gradient reaches twice as far as psi's features
@@ -238,6 +257,9 @@ class LPN(nn.Module):
     def extra_repr(self) -> str:
         c = self.config
         params = sum(p.numel() for p in self.parameters())
+        if self.architecture == "global":
+            return (f"architecture=global, size={c['size']}, hidden={c['hidden']}, head={c['head']}, beta={c['beta']}, "
+                    f"alpha={c['alpha']}, parameters={params}, dihedral={self.dihedral}")
         return (f"hidden={c['hidden']}, layers={c['layers']}, kernel={c['kernel_size']}, beta={c['beta']}, "
                 f"alpha={c['alpha']}, parameters={params}, receptive_field={self.receptive_field}, "
                 f"dihedral={self.dihedral}")

@@ -7,6 +7,9 @@
   only by the ``"photos"`` training set; none of them is held out.
 * ``lfw_subset``: 200 face crops of 25 x 25 bundled with scikit-image; faces 0-159 train,
   160-199 are held out.
+* ``digits``: scikit-learn's 1797 handwritten 8 x 8 digits made MNIST-like (28 x 28, sharp
+  strokes; :func:`digits`), a fixed random split of 1500 training and 297 held-out digits, for the
+  paper's prior experiment with its fixed-size network.
 * Random-ellipse phantoms for CT training (:func:`ellipse_phantom`, optionally with a bright
   skull-like outer shell) and the Shepp-Logan
   phantom for evaluation (:func:`shepp_logan`).
@@ -21,7 +24,7 @@ import numpy as np
 import torch
 
 __all__ = ["TRAIN_IMAGES", "HELDOUT_IMAGES", "MORE_PHOTOS", "gray_image", "training_images", "heldout_images", "faces",
-           "sample_patches", "ellipse_phantom", "shepp_logan", "PatchSampler"]
+           "digits", "sample_patches", "ellipse_phantom", "shepp_logan", "PatchSampler"]
 
 TRAIN_IMAGES = ("brick", "grass", "gravel", "chelsea", "coins", "moon", "page", "rocket",
                 "text", "retina", "cell", "immunohistochemistry")
@@ -29,6 +32,9 @@ HELDOUT_IMAGES = ("camera", "astronaut", "coffee")
 MORE_PHOTOS = ("clock", "motorcycle", "china", "flower", "grace_hopper")
 _FACES_TRAIN = slice(0, 160)
 _FACES_HELDOUT = slice(160, 200)
+DIGIT_SIZE = 28
+_DIGIT_CONTRAST = 12.0
+_DIGITS_TRAIN = 1500
 
 
 def _rgb2gray(image: np.ndarray) -> np.ndarray:
@@ -110,6 +116,32 @@ def faces(split: str = "train") -> np.ndarray:
     return _lfw()[_FACES_TRAIN if split == "train" else _FACES_HELDOUT]
 
 
+@lru_cache(maxsize=None)
+def _digits() -> np.ndarray:
+    from scipy.special import expit
+    from skimage.transform import resize
+    from sklearn.datasets import load_digits
+    small = np.pad(load_digits().images / 16.0, ((0, 0), (1, 1), (1, 1)))  # (1797, 10, 10), a blank border
+    big = np.stack([resize(im, (DIGIT_SIZE, DIGIT_SIZE), order=3) for im in small])
+    sharp = expit(_DIGIT_CONTRAST * (big - 0.5))  # the cubic upsampling blurs the strokes; sharpen them
+    return (sharp - sharp.min()) / (sharp.max() - sharp.min())
+
+
+def digits(split: str = "train") -> np.ndarray:
+    """scikit-learn's handwritten digits made MNIST-like, ``(N, 28, 28)`` in ``[0, 1]``.
+
+    Each 8 x 8 digit gets a one-pixel blank border, is upsampled to 28 x 28 (cubic) and sharpened by
+    a logistic contrast curve ``1 / (1 + exp(-12 (x - 0.5)))``: white strokes with soft
+    anti-aliased edges on black, as in MNIST. ``"train"``: 1500 digits, ``"heldout"``: the other 297
+    (a fixed random split).
+    """
+    if split not in ("train", "heldout"):
+        raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+    images = _digits()
+    order = np.random.default_rng(0).permutation(len(images))
+    return images[order[:_DIGITS_TRAIN] if split == "train" else order[_DIGITS_TRAIN:]]
+
+
 def ellipse_phantom(size: int, generator: np.random.Generator, n_ellipses: int | None = None,
                     shell_probability: float = 0.0) -> np.ndarray:
     """A random phantom of overlapping ellipses (additive intensities, clipped to ``[0, 1]``).
@@ -174,10 +206,12 @@ class PatchSampler:
         Patch side; images smaller than ``patch`` are reflect-padded.
     weights : sequence of float, optional
         Sampling probability of each image (default: proportional to its area).
+    augment : bool
+        Random flips and transposes (default); off for data that has an orientation (digits).
     """
 
-    def __init__(self, images: list[np.ndarray], patch: int, weights=None):
-        self.patch = patch
+    def __init__(self, images: list[np.ndarray], patch: int, weights=None, augment: bool = True):
+        self.patch, self.augment = patch, augment
         self.images = [np.pad(im, [(0, max(patch - s, 0)) for s in im.shape], mode="reflect") for im in images]
         w = np.array([im.size for im in images] if weights is None else weights, dtype=np.float64)
         self.weights = torch.as_tensor(w / w.sum())
@@ -191,7 +225,7 @@ class PatchSampler:
             r = int(torch.randint(0, im.shape[0] - self.patch + 1, (1,), generator=generator))
             c = int(torch.randint(0, im.shape[1] - self.patch + 1, (1,), generator=generator))
             p = im[r:r + self.patch, c:c + self.patch]
-            flips = torch.randint(0, 2, (3,), generator=generator).tolist()
+            flips = torch.randint(0, 2, (3,), generator=generator).tolist() if self.augment else [0, 0, 0]
             if flips[0]:
                 p = p[::-1]
             if flips[1]:
@@ -205,7 +239,8 @@ class PatchSampler:
 def sample_patches(kind: str, patch: int) -> PatchSampler:
     """The training sampler of a data set: ``"images"`` (photographs + faces), ``"photos"`` (the same
     plus :data:`MORE_PHOTOS`), ``"ellipses"`` or
-    ``"ellipses-shell"`` (200 random phantoms of 128 x 128, half of them with a bright outer shell)."""
+    ``"ellipses-shell"`` (200 random phantoms of 128 x 128, half of them with a bright outer shell), or
+    ``"digits"`` (whole 28 x 28 training digits, not flipped; ``patch`` must be 28)."""
     if kind in ("images", "photos"):
         photos = training_images() + ([gray_image(name) for name in MORE_PHOTOS] if kind == "photos" else [])
         # every photograph equally likely; the 160 faces together count as two photographs
@@ -216,4 +251,10 @@ def sample_patches(kind: str, patch: int) -> PatchSampler:
         rng = np.random.default_rng(12345)
         shell = 0.5 if kind == "ellipses-shell" else 0.0
         return PatchSampler([ellipse_phantom(128, rng, shell_probability=shell) for _ in range(200)], patch)
-    raise ValueError(f"unknown training data {kind!r}; use 'images', 'photos', 'ellipses' or 'ellipses-shell'")
+    if kind == "digits":
+        if patch != DIGIT_SIZE:
+            raise ValueError(f"digits are whole {DIGIT_SIZE} x {DIGIT_SIZE} images; got patch={patch}, use "
+                             f"--patch {DIGIT_SIZE}")
+        return PatchSampler(list(digits("train")), patch, augment=False)
+    raise ValueError(f"unknown training data {kind!r}; use 'images', 'photos', 'ellipses', 'ellipses-shell' or "
+                     "'digits'")

@@ -1,7 +1,8 @@
 """The experiments behind ``sciml bench lpn`` (each returns JSON-ready numbers).
 
 * :func:`exactness` -- Jacobian symmetry, PSD and convexity of the potential on full images.
-* :func:`prior_monotonicity` -- median ``R`` of held-out crops under added noise and blur.
+* :func:`prior_monotonicity` / :func:`prior_curves` -- median ``R`` of held-out crops (images) under
+  added noise, blur and blending with another image.
 * :func:`denoising` -- LPN vs tuned TV (and BM3D when installed) on held-out images.
 * :func:`inverse_problem` -- PnP-ADMM / PnP-PGD with the LPN vs TV-ADMM on one operator.
 * :func:`sparse_view_ct` -- PnP-ADMM on the Shepp-Logan phantom vs filtered back-projection.
@@ -85,28 +86,51 @@ def blur_crops(x: torch.Tensor, sigma: float) -> torch.Tensor:
 def prior_monotonicity(model: LPN, images: dict[str, np.ndarray], noises=(0.0, 0.05, 0.1, 0.2),
                        blurs=(0.0, 0.5, 1.0, 2.0), size: int = 32, per_image: int = 2, seed: int = 0,
                        maxiter: int = 100) -> dict:
-    """Median learned ``R`` of held-out crops as noise and blur are added (should rise)."""
+    """Median learned ``R`` of random held-out crops as noise and blur are added (should rise)."""
+    clean = random_crops(images, size, per_image, seed)
+    out = prior_curves(model, clean, noises, blurs, seed, maxiter)
+    out.update(crop_size=size, per_image=per_image)
+    return out
+
+
+def prior_curves(model: LPN, clean: torch.Tensor, noises=(0.0, 0.05, 0.1, 0.2), blurs=(0.0, 0.5, 1.0, 2.0),
+                 seed: int = 0, maxiter: int = 100, mixes=()) -> dict:
+    """Median learned ``R`` of the images ``clean : (N, 1, H, W)`` under each perturbation.
+
+    ``noise``: ``x + s n``; ``blur``: Gaussian blur of width ``s``; ``mix`` (when ``mixes`` is given,
+    the paper's convex-combination probe): ``(1 - t) x_i + t x_{N-1-i}``, each image blended with
+    another one (``N`` must be even so that no image meets itself). Per kind: the levels, median
+    ``R`` at each, the worst inversion residual and whether the medians increase; for ``mix``
+    whether ``R`` in the middle exceeds both ends (``R`` is not convex along the segment).
+    """
     from solvers.lpn.prior import regulariser
     net = copy.deepcopy(model).double().eval()
     device = next(net.parameters()).device
-    clean = random_crops(images, size, per_image, seed)
+    clean = clean.to(device=device, dtype=torch.float64)
     g = torch.Generator().manual_seed(seed + 1)
-    out = {}
-    for kind, levels in (("noise", noises), ("blur", blurs)):
+    perturbations = {
+        "noise": (noises, lambda s: clean + s * torch.randn(clean.shape, generator=g, dtype=clean.dtype).to(device)),
+        "blur": (blurs, lambda s: blur_crops(clean, s)),
+        "mix": (mixes, lambda t: (1 - t) * clean + t * clean.flip(0)),
+    }
+    if len(mixes) and clean.shape[0] % 2:
+        raise ValueError(f"the mix probe pairs image i with image N-1-i; give an even number of images, got "
+                         f"{clean.shape[0]}")
+    out: dict = {}
+    for kind, (levels, perturb) in perturbations.items():
+        if not len(levels):
+            continue
         medians, residuals = [], []
         for level in levels:
-            if kind == "noise":
-                x = clean + level * torch.randn(clean.shape, generator=g, dtype=torch.float64)
-            else:
-                x = blur_crops(clean, level)
-            r, inv = regulariser(net, x.to(device), maxiter=maxiter, tol=1e-4)
+            r, inv = regulariser(net, perturb(level), maxiter=maxiter, tol=1e-4)
             medians.append(float(r.median()))
             residuals.append(float(inv.residual.max()))
         out[kind] = {"levels": list(levels), "median_R": medians, "max_inversion_residual": residuals,
                      "increasing": bool(all(b > a for a, b in zip(medians, medians[1:])))}
+    if "mix" in out:
+        m = out["mix"]["median_R"]
+        out["mix"]["middle_above_ends"] = bool(max(m[1:-1]) > max(m[0], m[-1]))
     out["crops"] = int(clean.shape[0])
-    out["crop_size"] = size
-    out["per_image"] = per_image
     return out
 
 

@@ -99,6 +99,13 @@ def test_bench_targets_logic():
     out["laplace"]["pm-quadrature"] = {"sup_error": 0.06, "r_correlation": 0.999}
     t = targets(out)
     assert t["laplace_pm_sup_error_below_0.1"] and not t["laplace_pm_sampled_sup_error_below_0.1"]
+    # the prior: the photograph prior and the paper's digits experiment are reported apart
+    exact = {"symmetric_to_1e-8": True, "psd": True, "convex": True, "min_constrained_weight": 0.0}
+    out = {"prior": {"noise": {"increasing": True}, "blur": {"increasing": False}},
+           "digits": {"noise": {"increasing": True}, "blur": {"increasing": True}, "exactness": exact}}
+    t = targets(out)
+    assert t["prior_photos_rises_with_noise"] and not t["prior_photos_rises_with_blur"]
+    assert t["prior_digits_rises_with_noise"] and t["prior_digits_rises_with_blur"] and t["digits_model_exact_prox"]
 
 
 @pytest.mark.slow
@@ -128,3 +135,31 @@ def test_train_cli_dilations_and_recipe(tmp_path):
     assert model.config["dilations"] == [1, 2] and model.config["hidden"] == 4
     assert model.recipe["command"] == "sciml train lpn " + " ".join(argv)
     assert model.potential.min_constrained_weight() >= 0.0
+
+
+def test_digits_are_mnist_like_and_split_fixed():
+    train, held = data.digits("train"), data.digits("heldout")
+    assert train.shape == (1500, 28, 28) and held.shape == (297, 28, 28)
+    assert train.min() == 0 and max(train.max(), held.max()) == 1
+    # sharp strokes: most pixels are near 0 or 1, as in MNIST
+    assert np.mean((train > 0.1) & (train < 0.9)) < 0.15
+    assert not {im.tobytes() for im in held} & {im.tobytes() for im in train}
+    sampler = data.sample_patches("digits", 28)
+    batch = sampler(8, torch.Generator().manual_seed(0)).numpy()[:, 0]
+    assert all(any(np.array_equal(b, t) for t in train) for b in batch)  # whole digits, never flipped
+    with pytest.raises(ValueError, match="--patch 28"):
+        data.sample_patches("digits", 20)
+
+
+def test_train_cli_digits_builds_the_global_network(tmp_path):
+    from solvers.lpn.commands import train
+    from solvers.lpn.model import load_lpn
+    out = tmp_path / "digits.safetensors"
+    argv = ["--data", "digits", "--hidden", "2", "--head", "3", "--steps", "2", "--batch-size", "2",
+            "--out", str(out), "--checkpoint-dir", str(tmp_path / "ck")]
+    assert train(argv) == 0
+    model = load_lpn(out)
+    assert model.architecture == "global" and model.config["size"] == 28 and model.config["head"] == 3
+    assert model.recipe["patch"] == 28 and model.potential.min_constrained_weight() >= 0.0
+    with pytest.raises(ValueError, match="--head"):
+        train(argv + ["--layers", "3"])

@@ -112,3 +112,37 @@ def test_shipped_gray_model_exact_and_nonnegative():
     _, jw = jvp(net, x, w)
     assert abs(float((w * jv).sum() - (v * jw).sum())) <= 1e-8 * float(v.norm() * w.norm())
     assert float((v * jv).sum()) >= 0 and float((w * jw).sum()) >= 0
+
+
+def _global_net(seed=0, size=12):
+    torch.manual_seed(seed)
+    net = LPN(architecture="global", size=size, hidden=4, head=6).double()
+    with torch.no_grad():
+        for w in net.potential.constrained_parameters():
+            w.uniform_(0.0, 0.3)
+    return net
+
+
+def test_global_network_is_an_exact_prox_of_a_convex_potential():
+    from solvers.lpn.experiments import exactness
+    net = _global_net()
+    e = exactness(net, shapes=((12, 12),), probes=4)
+    assert e["symmetric_to_1e-8"] and e["psd"] and e["convex"] and e["min_constrained_weight"] >= 0
+    assert e["min_rayleigh_quotient"] >= 2 * net.config["alpha"] - 1e-10
+    assert net.receptive_field == 12 and "architecture=global" in repr(net)
+
+
+def test_global_network_errors_and_round_trip(tmp_path):
+    from solvers.lpn.model import load_lpn, save_lpn
+    with pytest.raises(ValueError, match="multiple of 4"):
+        LPN(architecture="global", size=10)
+    with pytest.raises(ValueError, match="'conv'"):
+        LPN(architecture="dense")
+    net = _global_net()
+    with pytest.raises(ValueError, match="12 x 12"):
+        net(torch.zeros(1, 1, 16, 16, dtype=torch.float64))
+    path = save_lpn(net.float(), tmp_path / "g.safetensors", note="test")
+    loaded = load_lpn(path, dtype=torch.float64)
+    x = torch.rand(2, 1, 12, 12, dtype=torch.float64)
+    assert loaded.architecture == "global" and loaded.recipe["note"] == "test"
+    torch.testing.assert_close(loaded(x), net.double()(x))

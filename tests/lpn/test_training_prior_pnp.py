@@ -247,3 +247,20 @@ def test_shipped_ct_model_beats_fbp_on_a_small_validation_phantom():
     res = pnp_admm(A * (1.0 / scale), y / scale, lpn_denoiser(load_lpn("lpn-ct"), s["clip"]), (64, 64),
                    rho=s["rho"], maxiter=25, x0=fbp, patience=s["patience"], tol=1e-5)
     assert psnr(res.x, phantom) > psnr(fbp, phantom) + 2.0
+
+
+def test_prior_curves_report_each_probe_and_the_mix_needs_pairs():
+    from solvers.lpn.experiments import prior_curves
+    net = _random_lpn()
+    clean = torch.rand(4, 1, 10, 10, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    out = prior_curves(net, clean, noises=(0.0, 0.3), blurs=(0.0, 1.0), mixes=(0.0, 0.5, 1.0), maxiter=200)
+    assert set(out) == {"noise", "blur", "mix", "crops"} and out["crops"] == 4
+    for kind in ("noise", "blur", "mix"):
+        assert len(out[kind]["median_R"]) == len(out[kind]["levels"])
+        assert max(out[kind]["max_inversion_residual"]) < 1e-3
+    # noise and blur level 0 are the clean images; the mix pairs image i with image N-1-i
+    assert out["noise"]["median_R"][0] == pytest.approx(out["blur"]["median_R"][0], rel=1e-6)
+    assert out["mix"]["median_R"][0] == pytest.approx(out["mix"]["median_R"][-1], rel=1e-6)
+    assert isinstance(out["mix"]["middle_above_ends"], bool)
+    with pytest.raises(ValueError, match="even number"):
+        prior_curves(net, clean[:3], noises=(), blurs=(), mixes=(0.0, 0.5))
