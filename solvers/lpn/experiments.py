@@ -100,7 +100,8 @@ def prior_curves(model: LPN, clean: torch.Tensor, noises=(0.0, 0.05, 0.1, 0.2), 
     ``noise``: ``x + s n``; ``blur``: Gaussian blur of width ``s``; ``mix`` (when ``mixes`` is given,
     the paper's convex-combination probe): ``(1 - t) x_i + t x_{N-1-i}``, each image blended with
     another one (``N`` must be even so that no image meets itself). Per kind: the levels, median
-    ``R`` at each, the worst inversion residual and whether the medians increase; for ``mix``
+    ``R`` at each, the worst inversion residual, whether the medians increase and, per step, the
+    fraction of images whose own ``R`` rises; for ``mix``
     whether ``R`` in the middle exceeds both ends (``R`` is not convex along the segment).
     """
     from solvers.lpn.prior import regulariser
@@ -120,16 +121,18 @@ def prior_curves(model: LPN, clean: torch.Tensor, noises=(0.0, 0.05, 0.1, 0.2), 
     for kind, (levels, perturb) in perturbations.items():
         if not len(levels):
             continue
-        medians, residuals = [], []
+        values, residuals = [], []
         for level in levels:
             r, inv = regulariser(net, perturb(level), maxiter=maxiter, tol=1e-4)
-            medians.append(float(r.median()))
+            values.append(r)
             residuals.append(float(inv.residual.max()))
+        medians = [float(r.median()) for r in values]
         out[kind] = {"levels": list(levels), "median_R": medians, "max_inversion_residual": residuals,
-                     "increasing": bool(all(b > a for a, b in zip(medians, medians[1:])))}
+                     "increasing": bool(all(b > a for a, b in zip(medians, medians[1:]))),
+                     "fraction_of_images_rising": [float((b > a).double().mean()) for a, b in zip(values, values[1:])]}
     if "mix" in out:
         m = out["mix"]["median_R"]
-        out["mix"]["middle_above_ends"] = bool(max(m[1:-1]) > max(m[0], m[-1]))
+        out["mix"]["middle_above_ends"] = len(m) >= 3 and bool(max(m[1:-1]) > max(m[0], m[-1]))
     out["crops"] = int(clean.shape[0])
     return out
 

@@ -52,7 +52,7 @@ def test_phantoms_in_unit_range():
 
 
 @pytest.mark.parametrize("name", ["lpn-gray", "lpn-gray-h48", "lpn-gray-photos", "lpn-ct", "lpn-laplace-pm",
-                                  "lpn-laplace-pm-quadrature", "lpn-laplace-l2"])
+                                  "lpn-laplace-pm-quadrature", "lpn-laplace-l2", "lpn-digits"])
 def test_shipped_weights_have_recipe_and_are_small(name):
     from sciml.pretrained import data_dir
     from solvers.lpn.model import load_lpn
@@ -163,3 +163,15 @@ def test_train_cli_digits_builds_the_global_network(tmp_path):
     assert model.recipe["patch"] == 28 and model.potential.min_constrained_weight() >= 0.0
     with pytest.raises(ValueError, match="--head"):
         train(argv + ["--layers", "3"])
+
+
+def test_shipped_digits_prior_rises_with_blur_and_noise_and_is_not_convex():
+    """The paper's prior experiment (its Fig. 3) with the shipped fixed-size network, on 16 held-out digits."""
+    from solvers.lpn.experiments import prior_curves
+    from solvers.lpn.model import load_lpn
+    model = load_lpn("lpn-digits")
+    clean = torch.as_tensor(data.digits("heldout")[:16])[:, None]
+    out = prior_curves(model, clean, noises=(0.0, 0.1), blurs=(0.0, 1.0, 2.0), mixes=(0.0, 0.5, 1.0), maxiter=200)
+    assert out["noise"]["increasing"] and out["blur"]["increasing"] and out["mix"]["middle_above_ends"]
+    assert min(out["blur"]["fraction_of_images_rising"]) >= 0.9
+    assert max(max(out[k]["max_inversion_residual"]) for k in ("noise", "blur", "mix")) < 1e-3
