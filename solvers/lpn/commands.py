@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
                         "phantoms (ellipses-shell: half of them with a bright outer shell); digits: MNIST-like "
                         "28x28 digits with the paper's fixed-size network (the prior experiment); laplace: the "
                         "1-D Laplacian experiment")
-    p.add_argument("--name", default=None, help="output name in data/ (default lpn-gray, lpn-ct, lpn-laplace-LOSS)")
+    p.add_argument("--name", default=None,
+                   help="output name in data/ (default lpn-gray, lpn-ct, lpn-digits, lpn-laplace-LOSS)")
     p.add_argument("--out", type=Path, default=None, help="output .safetensors path (overrides --name)")
     p.add_argument("--loss", choices=LOSSES, default="pm", help="pm: l1 pretraining then proximal matching")
     p.add_argument("--noise", type=float, default=None, help="noise sigma (default 0.1; 1.0 for laplace)")
