@@ -1,8 +1,9 @@
 """Neural-network building blocks of the core.
 
-* Input-convex networks and learned proximal networks (:mod:`sciml.nn.icnn`): the prox is
-  the gradient of a convex potential, exact on whole images of any size; the paper's fixed-size
-  network with a fully connected head is :mod:`sciml.nn.icnn_global`.
+* Input-convex networks and learned proximal networks (:mod:`sciml.nn.icnn`): the prox is the
+  gradient of a convex potential, exact on whole images of any size; the paper's fixed-size
+  network with a fully connected head is :mod:`sciml.nn.icnn_global`, and the weight constraint
+  both share is :mod:`sciml.nn.convex_potential`.
 * Orthogonal convolutions and exact orthogonality measures (:mod:`sciml.nn.conv_spectrum`,
   :mod:`sciml.nn.orthogonal`, :mod:`sciml.nn.orthogonal_fft`).
 """

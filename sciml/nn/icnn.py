@@ -29,14 +29,14 @@ from typing import Any, Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from sciml.nn.convex_potential import ConvexPotential
 from sciml.nn.icnn_global import GlobalICNN
 
 __all__ = ["ConvICNN", "LPN"]
 
 
-class ConvICNN(nn.Module):
+class ConvICNN(ConvexPotential):
     """Convex potential ``psi : (B, C, H, W) -> (B,)`` built from convolutions.
 
     Parameters
@@ -104,33 +104,7 @@ class ConvICNN(nn.Module):
         """The weights that must stay non-negative (``V_k`` and the output ``u``)."""
         return [m.weight for m in self.z_path] + [self.out.weight]
 
-    @torch.no_grad()
-    def reset_constrained(self, log_mean: float = -10.0, log_std: float = 0.1,
-                          generator: torch.Generator | None = None) -> None:
-        """Set the constrained weights to ``exp(N(log_mean, log_std))``.
-
-        The output weights start at ``1 / hidden`` instead, so that ``psi`` is not flat at
-        initialisation (which would make every training gradient vanish).
-        """
-        for w in self.constrained_parameters()[:-1]:
-            noise = torch.randn(w.shape, generator=generator, dtype=w.dtype, device="cpu").to(w.device)
-            w.copy_(torch.exp(log_mean + log_std * noise))
-        self.out.weight.fill_(1.0 / self.out.weight.shape[1])
-
-    @torch.no_grad()
-    def clamp_weights(self) -> None:
-        """Project the constrained weights onto ``>= 0`` (call after every optimiser step)."""
-        for w in self.constrained_parameters():
-            w.clamp_(min=0.0)
-
-    def min_constrained_weight(self) -> float:
-        """Smallest constrained weight (``>= 0`` whenever the network is convex by construction)."""
-        return min(float(w.detach().min()) for w in self.constrained_parameters())
-
     # -- evaluation -------------------------------------------------------------------------
-    def act(self, t: torch.Tensor) -> torch.Tensor:
-        return F.softplus(t, beta=self.beta)
-
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Last hidden features ``z_L``, shape ``(B, hidden, H, W)``, each convex in ``x``."""
         z = self.act(self.x_path[0](x))

@@ -24,12 +24,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sciml.nn.convex_potential import ConvexPotential
+
 __all__ = ["GlobalICNN"]
 
 _STRIDES = (2, 1, 2)
 
 
-class GlobalICNN(nn.Module):
+class GlobalICNN(ConvexPotential):
     """Convex potential ``psi : (B, C, S, S) -> (B,)`` with a fully connected head.
 
     Parameters
@@ -77,29 +79,7 @@ class GlobalICNN(nn.Module):
         """The weights that must stay non-negative (``V_k``, the head's ``V`` and ``u``)."""
         return [m.weight for m in self.z_path] + [self.z_head.weight, self.out.weight]
 
-    @torch.no_grad()
-    def reset_constrained(self, log_mean: float = -10.0, log_std: float = 0.1,
-                          generator: torch.Generator | None = None) -> None:
-        """Set the constrained weights to ``exp(N(log_mean, log_std))``; ``u`` to ``1 / head``."""
-        for w in self.constrained_parameters()[:-1]:
-            noise = torch.randn(w.shape, generator=generator, dtype=w.dtype, device="cpu").to(w.device)
-            w.copy_(torch.exp(log_mean + log_std * noise))
-        self.out.weight.fill_(1.0 / self.out.weight.shape[1])
-
-    @torch.no_grad()
-    def clamp_weights(self) -> None:
-        """Project the constrained weights onto ``>= 0`` (call after every optimiser step)."""
-        for w in self.constrained_parameters():
-            w.clamp_(min=0.0)
-
-    def min_constrained_weight(self) -> float:
-        """Smallest constrained weight (``>= 0`` whenever the network is convex by construction)."""
-        return min(float(w.detach().min()) for w in self.constrained_parameters())
-
     # -- evaluation -------------------------------------------------------------------------
-    def act(self, t: torch.Tensor) -> torch.Tensor:
-        return F.softplus(t, beta=self.beta)
-
     def _resized(self, x: torch.Tensor, side: int) -> torch.Tensor:
         return x if side == self.size else F.interpolate(x, (side, side), mode="bilinear")
 
