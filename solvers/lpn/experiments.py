@@ -101,8 +101,8 @@ def prior_curves(model: LPN, clean: torch.Tensor, noises=(0.0, 0.05, 0.1, 0.2), 
     the paper's convex-combination probe): ``(1 - t) x_i + t x_{N-1-i}``, each image blended with
     another one (``N`` must be even so that no image meets itself). Per kind: the levels, median
     ``R`` at each, the worst inversion residual, whether the medians increase and, per step, the
-    fraction of images whose own ``R`` rises; for ``mix``
-    whether ``R`` in the middle exceeds both ends (``R`` is not convex along the segment).
+    fraction of images whose own ``R`` rises; for ``mix`` also whether ``R`` in the middle exceeds
+    both ends (then ``R`` is not convex along the segment).
     """
     from solvers.lpn.prior import regulariser
     net = copy.deepcopy(model).double().eval()
