@@ -131,10 +131,15 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tf32", action="store_true", help="let cuDNN run the networks' convolutions in TF32")
     parser.add_argument("--max-depth", type=int, default=None,
                         help="cap the weight-shared networks' poolings (e.g. 4, their depth at 64^3)")
+    parser.add_argument("--n-orth", type=int, default=None,
+                        help="A-orthogonalise each direction against this many previous ones (the paper: 2; "
+                             "default: the solver's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     dtype = getattr(torch, args.network_dtype)
-    solvers = {name: DCDMSolver.from_pretrained(name, device=args.device, tf32=args.tf32, network_dtype=dtype)
+    extra = {} if args.n_orth is None else {"n_orth": args.n_orth}
+    solvers = {name: DCDMSolver.from_pretrained(name, device=args.device, tf32=args.tf32, network_dtype=dtype,
+                                                **extra)
                for name in args.models}
     if args.max_depth is not None:
         for solver in solvers.values():
@@ -149,6 +154,7 @@ def run(argv: list[str] | None = None) -> dict:
             rows += bench_scene(name, n, args.device, solvers, args.tol, args.repeats, args.maxiter)
     synchronize(args.device)
     return {"benchmark": "dcdm", "tol": args.tol, "max_depth": args.max_depth,
+            "n_orth": {name: solver.n_orth for name, solver in solvers.items()},
             "network_dtype": args.network_dtype, "tf32": args.tf32, "device": args.device,
             "sizes": args.sizes, "scenes": scenes, "torch": torch.__version__, "threads": torch.get_num_threads(),
             "rows": rows,

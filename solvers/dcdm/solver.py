@@ -61,7 +61,11 @@ class DCDMSolver:
     network_dtype : torch.dtype
         Precision of the network (float32 or bfloat16); Krylov vectors stay float64.
     n_orth : int
-        Previous directions to A-orthogonalise against (2 in the paper).
+        Previous directions to A-orthogonalise against. The paper uses 2; the default 32 keeps the
+        network's directions conjugate to all recent ones, which halves the iterations at 64^3 and
+        lets the shipped network solve 128^3 alone (without it the iteration stagnates there;
+        ``docs/benchmarks/README.md``, DCDM session 13). It stores ``2 n_orth`` float64 vectors
+        (1 GB at 128^3, 8.6 GB at 256^3): lower it for very large grids.
     fallback : {"mgpcg", "pcg", None}
         Solver used after stagnation: multigrid PCG (when available), Jacobi PCG, or none.
     stagnation_window : int or None
@@ -73,7 +77,7 @@ class DCDMSolver:
     """
 
     def __init__(self, model: nn.Module, *, device="cpu", network_dtype: torch.dtype = torch.float32,
-                 n_orth: int = 2, fallback: str | None = "mgpcg", stagnation_window: int | None = 12,
+                 n_orth: int = 32, fallback: str | None = "mgpcg", stagnation_window: int | None = 12,
                  tf32: bool = False):
         if fallback not in ("mgpcg", "pcg", None):
             raise ValueError(f"fallback must be 'mgpcg', 'pcg' or None, got {fallback!r}")

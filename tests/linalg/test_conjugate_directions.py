@@ -50,7 +50,7 @@ def problem():
     return poisson_problem(16, seed=5)
 
 
-@pytest.mark.parametrize("n_orth", [1, 2])
+@pytest.mark.parametrize("n_orth", [1, 2, 8])
 def test_identity_generator_reproduces_cg(problem, n_orth):
     A, b, _ = problem
     cg_iterates = []
@@ -77,7 +77,7 @@ def test_residual_history_is_the_true_residual(problem):
     assert result.residual == pytest.approx(true_relative_residual(A, result.x, b), rel=1e-12)
 
 
-@pytest.mark.parametrize("n_orth", [1, 2])
+@pytest.mark.parametrize("n_orth", [1, 2, 8])
 def test_consecutive_directions_are_a_conjugate(problem, n_orth):
     A, b, _ = problem
     result, directions, _ = solve_recording_directions(A, b, n_orth=n_orth, rtol=1e-8)
