@@ -2,8 +2,9 @@
 # Prepared for the next GPU session: where does DCDM's wall-clock time go at 128^3, and how much
 # of it do precision, memory layout and autotuning buy back? CUDA tests of the linear algebra and
 # DCDM, the network-call probe (docs/benchmarks/dcdm_network_speed.py), then `sciml bench dcdm` at
-# 64^3 and 128^3 with the default network in float32, TF32 and bfloat16, and capped at its
-# trained depth (--max-depth 4); last, 256^3 on two scenes (BIG_SIZE=0 skips it).
+# 64^3 and 128^3 with the default network in float32, TF32 and bfloat16 (A-orthogonalised against
+# 32 directions, the default since session 13), and in float32 with the paper's 2 (--n-orth 2);
+# last, 256^3 on two scenes (BIG_SIZE=0 skips it).
 #
 # Usage, from the repository root on a CUDA machine with torch installed:
 #   OUT=results bash docs/benchmarks/gpu_dcdm_speed.sh
@@ -24,7 +25,7 @@ stage "network call probe"
 timeout 120 python3 "$(dirname "$0")/dcdm_network_speed.py" --sizes "${SIZES[@]}" --device "$DEVICE" \
   --json "$OUT/dcdm-network-speed.json" >>"$LOG" 2>&1; echo "probe exit $?" >>"$LOG"
 
-for variant in "float32:" "tf32:--tf32" "bfloat16:--network-dtype bfloat16" "depth4:--max-depth 4 --maxiter 250"; do
+for variant in "float32:" "tf32:--tf32" "bfloat16:--network-dtype bfloat16" "northo2:--n-orth 2"; do
   stage "bench dcdm ${variant%%:*}"
   # shellcheck disable=SC2086
   timeout "${BENCH_TIMEOUT:-90}" "${BENCH[@]}" ${variant#*:} --json "$OUT/dcdm-gpu-${variant%%:*}.json" 2>&1 \
