@@ -104,6 +104,13 @@ class ConvICNN(ConvexPotential):
         """The weights that must stay non-negative (``V_k`` and the output ``u``)."""
         return [m.weight for m in self.z_path] + [self.out.weight]
 
+    @property
+    def receptive_field(self) -> int:
+        """Side of the square of input pixels that one pixel of ``grad psi`` depends on."""
+        k = self.config["kernel_size"]
+        radius = (k // 2) * (1 + sum(self.config["dilations"]))
+        return 2 * (2 * radius) + 1 if k > 1 else 1  # the gradient reaches twice as far as psi's features
+
     # -- evaluation -------------------------------------------------------------------------
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Last hidden features ``z_L``, shape ``(B, hidden, H, W)``, each convex in ``x``."""
@@ -178,9 +185,7 @@ class LPN(nn.Module):
             raise ValueError(f"unknown LPN architecture {architecture!r}; use 'conv' (any image size) or "
                              "'global' (the paper's fixed-size MNIST network)")
         self.architecture = architecture
-        # the conv config is stored without the key, as in weights saved before "global" existed
-        self.config = self.potential.config if architecture == "conv" else {"architecture": architecture,
-                                                                             **self.potential.config}
+        self.config = {"architecture": architecture, **self.potential.config}  # weights saved before: "conv"
         self.dihedral = dihedral
 
     def psi(self, x: torch.Tensor) -> torch.Tensor:
@@ -221,20 +226,10 @@ class LPN(nn.Module):
     @property
     def receptive_field(self) -> int:
         """Side of the square of input pixels that one output pixel depends on."""
-        c = self.config
-        if self.architecture == "global":
-            return c["size"]
-        k = c["kernel_size"]
-        radius = (k // 2) * (1 + sum(c["dilations"]))
-        return 2 * (2 * radius) + 1 if k > 1 else 1  # the gradient reaches twice as far as psi's features
+        return self.potential.receptive_field
 
     def extra_repr(self) -> str:
-        c = self.config
+        shown = {k: v for k, v in self.config.items() if not k.startswith("init_")}
         params = sum(p.numel() for p in self.parameters())
-        if self.architecture == "global":
-            return (f"architecture=global, size={c['size']}, hidden={c['hidden']}, head={c['head']}, beta={c['beta']}, "
-                    f"alpha={c['alpha']}, parameters={params}, dihedral={self.dihedral}")
-        return (f"hidden={c['hidden']}, layers={c['layers']}, kernel={c['kernel_size']}, beta={c['beta']}, "
-                f"alpha={c['alpha']}, parameters={params}, receptive_field={self.receptive_field}, "
-                f"dihedral={self.dihedral}")
-
+        return (", ".join(f"{k}={v}" for k, v in shown.items()) + f", parameters={params}, "
+                f"receptive_field={self.receptive_field}, dihedral={self.dihedral}")

@@ -79,6 +79,11 @@ class GlobalICNN(ConvexPotential):
         """The weights that must stay non-negative (``V_k``, the head's ``V`` and ``u``)."""
         return [m.weight for m in self.z_path] + [self.z_head.weight, self.out.weight]
 
+    @property
+    def receptive_field(self) -> int:
+        """The whole image: the fully connected head sees every pixel."""
+        return self.size
+
     # -- evaluation -------------------------------------------------------------------------
     def _resized(self, x: torch.Tensor, side: int) -> torch.Tensor:
         return x if side == self.size else F.interpolate(x, (side, side), mode="bilinear")

@@ -177,21 +177,23 @@ PRIOR_BLURS = (0.0, 0.5, 1.0, 2.0, 4.0)
 def prior_section(model, images: dict, seed: int = 0, maxiter: int = 100) -> dict:
     """Median ``R`` of held-out crops under noise and blur, with what explains the blur ranking.
 
-    Besides :func:`experiments.prior_monotonicity` (at the paper's levels) it reports, on the same
-    crops: the median total variation at each blur level (a classical prior, for reference); ``R`` of
-    the constant image at each crop's mean (the limit of infinite blur; blur keeps the mean); and the
-    prox inequality ``R(f(x)) <= R(x) - ||f(x) - x||^2 / 2`` on the clean crops, with how close
-    ``f(x)`` is to a Gaussian blur of ``x`` -- if the denoiser smooths, ``R`` must rank smoothed
-    images lower.
+    Besides :func:`experiments.prior_curves` on random 32 x 32 crops (2 per image, at the paper's
+    levels) it reports, on the same crops: the median total variation at each blur level (a
+    classical prior, for reference); ``R`` of the constant image at each crop's mean (the limit of
+    infinite blur; blur keeps the mean); and the prox inequality ``R(f(x)) <= R(x) - ||f(x) - x||^2 / 2``
+    on the clean crops, with how close ``f(x)`` is to a Gaussian blur of ``x`` -- if the denoiser
+    smooths, ``R`` must rank smoothed images lower.
     """
     import copy
 
     from solvers.lpn.prior import prox_descent, regulariser
-    out = ex.prior_monotonicity(model, images, noises=PRIOR_NOISES, blurs=PRIOR_BLURS, seed=seed,
-                                maxiter=maxiter)
+    size, per_image = 32, 2
+    crops = ex.random_crops(images, size, per_image, seed)
+    out = ex.prior_curves(model, crops, PRIOR_NOISES, PRIOR_BLURS, seed=seed, maxiter=maxiter)
+    out.update(crop_size=size, per_image=per_image)
     net = copy.deepcopy(model).double().eval()
     device = next(net.parameters()).device
-    clean = ex.random_crops(images, out["crop_size"], out["per_image"], seed).to(device)
+    clean = crops.to(device)
     blur = ex.blur_crops
 
     def tv(x):

@@ -1,8 +1,8 @@
 """The experiments behind ``sciml bench lpn`` (each returns JSON-ready numbers).
 
 * :func:`exactness` -- Jacobian symmetry, PSD and convexity of the potential on full images.
-* :func:`prior_monotonicity` / :func:`prior_curves` -- median ``R`` of held-out crops (images) under
-  added noise, blur and blending with another image.
+* :func:`prior_curves` -- median ``R`` of held-out images under added noise, blur and blending
+  with another image.
 * :func:`denoising` -- LPN vs tuned TV (and BM3D when installed) on held-out images.
 * :func:`inverse_problem` -- PnP-ADMM / PnP-PGD with the LPN vs TV-ADMM on one operator.
 * :func:`sparse_view_ct` -- PnP-ADMM on the Shepp-Logan phantom vs filtered back-projection.
@@ -81,16 +81,6 @@ def blur_crops(x: torch.Tensor, sigma: float) -> torch.Tensor:
         return x
     blurred = np.stack([gaussian(c[0].cpu().numpy(), sigma=sigma, mode="reflect") for c in x])
     return torch.as_tensor(blurred, dtype=x.dtype)[:, None].to(x.device)
-
-
-def prior_monotonicity(model: LPN, images: dict[str, np.ndarray], noises=(0.0, 0.05, 0.1, 0.2),
-                       blurs=(0.0, 0.5, 1.0, 2.0), size: int = 32, per_image: int = 2, seed: int = 0,
-                       maxiter: int = 100) -> dict:
-    """Median learned ``R`` of random held-out crops as noise and blur are added (should rise)."""
-    clean = random_crops(images, size, per_image, seed)
-    out = prior_curves(model, clean, noises, blurs, seed, maxiter)
-    out.update(crop_size=size, per_image=per_image)
-    return out
 
 
 def prior_curves(model: LPN, clean: torch.Tensor, noises=(0.0, 0.05, 0.1, 0.2), blurs=(0.0, 0.5, 1.0, 2.0),
