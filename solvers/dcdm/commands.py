@@ -24,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=int, nargs="+", default=[16, 32],
                    help="training grid sizes, cells per side (default 16 32)")
     p.add_argument("--scenes", nargs="+", default=None, help="training scene names (default: all)")
-    p.add_argument("--lanczos-steps", type=int, default=500)
+    p.add_argument("--lanczos-steps", type=int, nargs="+", default=[500],
+                   help="Lanczos steps per training matrix: one count, or one per size (default 500)")
     p.add_argument("--lanczos-memory-gb", type=float, default=2.0,
                    help="memory budget of one float64 Lanczos basis (the paper's 10,000 steps at 64^3 need 21 GB)")
     p.add_argument("--noise", type=float, default=None,
@@ -47,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     return p
+
+
+def _one_or_list(values: list[int]) -> int | list[int]:
+    """A single value as itself (as older recipes record it), several as a list."""
+    return values[0] if len(values) == 1 else values
 
 
 def train(argv: list[str]) -> int:
@@ -74,8 +80,8 @@ def train(argv: list[str]) -> int:
     out = args.out or data_dir() / f"dcdm-{args.arch}.safetensors"
     first, last = result.losses[:100], result.losses[-100:]
     recipe = {"command": reproducing_command("sciml train dcdm", argv, result.steps), "training_scenes": scenes,
-              "sizes": args.sizes,
-              "lanczos_steps": args.lanczos_steps, "lanczos_memory_gb": args.lanczos_memory_gb, "noise": noise,
+              "sizes": args.sizes, "lanczos_steps": _one_or_list(args.lanczos_steps),
+              "lanczos_memory_gb": args.lanczos_memory_gb, "noise": noise,
               "unroll": unroll, "on_policy": args.on_policy,
               "init": str(args.init) if args.init else None, "steps": result.steps, "lr": args.lr,
               "batch_size": args.batch_size, "seed": args.seed, "final_loss": result.losses[-1],

@@ -97,7 +97,9 @@ class DCDMTrainingSetup:
     sizes : list of int
         Training grid sizes (cells per side); every scene is rasterised at each. More
         than one size teaches the network directions that carry over across resolutions.
-    lanczos_steps : int
+    lanczos_steps : int or list of int
+        Lanczos steps per matrix: one number for every size, or one per size (a 128^3
+        basis costs 64x the memory of a 32^3 one per step).
     noise : float
         Relative white-noise level mixed into the samples (0 = the paper's data);
         see :meth:`RitzBasis.sample`.
@@ -113,7 +115,7 @@ class DCDMTrainingSetup:
 
     scenes: list[str]
     sizes: list[int]
-    lanczos_steps: int
+    lanczos_steps: int | list[int]
     noise: float = 0.0
     unroll: int = 1
     on_policy: float = 0.0
@@ -121,14 +123,15 @@ class DCDMTrainingSetup:
     bases: list[RitzBasis] = field(default_factory=list)
 
     @classmethod
-    def build(cls, scenes: Sequence[str], sizes: Sequence[int], lanczos_steps: int, seed: int = 0,
+    def build(cls, scenes: Sequence[str], sizes: Sequence[int], lanczos_steps: int | Sequence[int], seed: int = 0,
               noise: float = 0.0, unroll: int = 1, on_policy: float = 0.0,
               device: str | torch.device = "cpu", lanczos_memory_gb: float = 2.0) -> "DCDMTrainingSetup":
         """Rasterise the scenes at each size and run Lanczos on each matrix (on ``device``)."""
+        steps_per_size = _per_size(lanczos_steps, sizes)
         setup = cls(list(scenes), list(sizes), lanczos_steps, noise, unroll, on_policy)
         for index, (n, name) in enumerate((n, name) for n in sizes for name in scenes):
             scene = get_scene(name).at(n)
-            steps = min(lanczos_steps, n ** 3 // 4)
+            steps = min(steps_per_size[n], n ** 3 // 4)
             A = scene.stencil(dtype=torch.float64).to(device=device)
             setup.bases.append(ritz_basis(A, steps, seed=seed + index, max_memory_gb=lanczos_memory_gb))
             setup.operators.append(A.to(dtype=torch.float32))
@@ -154,6 +157,18 @@ class DCDMTrainingSetup:
         if self.unroll > 1:
             return dcdm_unrolled_loss(model, A, b, self.unroll)
         return dcdm_loss(model, A, b)
+
+
+def _per_size(lanczos_steps: int | Sequence[int], sizes: Sequence[int]) -> dict[int, int]:
+    """``{size: Lanczos steps}`` from one count for all sizes or one count per size."""
+    if isinstance(lanczos_steps, int):
+        return {n: lanczos_steps for n in sizes}
+    if len(lanczos_steps) == 1:
+        return {n: lanczos_steps[0] for n in sizes}
+    if len(lanczos_steps) != len(sizes):
+        raise ValueError(f"got {len(lanczos_steps)} Lanczos step counts for {len(sizes)} sizes {list(sizes)}; "
+                         "give one count for all sizes or one per size, in the order of the sizes")
+    return dict(zip(sizes, lanczos_steps))
 
 
 def _with_own_residuals(model: nn.Module, A: PoissonStencil, b: torch.Tensor, fraction: float) -> torch.Tensor:

@@ -202,6 +202,14 @@ def test_short_training_lowers_the_loss():
     assert np.mean(result.losses[-10:]) < 0.7 * np.mean(result.losses[:5])
 
 
+def test_lanczos_steps_per_size():
+    setup = DCDMTrainingSetup.build(["sphere"], [8, 12], lanczos_steps=[30, 50])
+    assert [b.values.numel() <= s for b, s in zip(setup.bases, [30, 50])] == [True, True]
+    assert setup.bases[1].values.numel() > 30
+    with pytest.raises(ValueError, match="one per size"):
+        DCDMTrainingSetup.build(["sphere"], [8, 12], lanczos_steps=[30, 50, 70])
+
+
 # where each solves alone
 @pytest.mark.parametrize("name, n", [("dcdm-unet", 16), ("dcdm-recursive", 32), ("dcdm-recursive-gpu", 32)])
 def test_shipped_model_beats_cg_on_a_heldout_scene(name, n):
