@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="Lanczos steps per training matrix: one count, or one per size (default 500)")
     p.add_argument("--lanczos-memory-gb", type=float, default=2.0,
                    help="memory budget of one float64 Lanczos basis (the paper's 10,000 steps at 64^3 need 21 GB)")
+    p.add_argument("--prolong", type=int, default=0,
+                   help="add the lowest K Ritz vectors of the next coarser training size, interpolated, to each "
+                        "larger size's basis (default 0; with --lanczos-steps 0 for a size, they are its basis)")
     p.add_argument("--noise", type=float, default=None,
                    help="white-noise level mixed into the Ritz samples "
                         "(default 0.5 for unet and recursive, 0 = the paper for paper)")
@@ -70,7 +73,7 @@ def train(argv: list[str]) -> int:
     device = resolve_device(args.device)
     setup = DCDMTrainingSetup.build(scenes, args.sizes, args.lanczos_steps, seed=args.seed, noise=noise,
                                     unroll=unroll, on_policy=args.on_policy, device=device,
-                                    lanczos_memory_gb=args.lanczos_memory_gb)
+                                    lanczos_memory_gb=args.lanczos_memory_gb, prolong=args.prolong)
     data_s = time.perf_counter() - started
     config = TrainConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                          device=args.device, checkpoint_dir=args.checkpoint_dir / args.arch,
@@ -81,7 +84,7 @@ def train(argv: list[str]) -> int:
     first, last = result.losses[:100], result.losses[-100:]
     recipe = {"command": reproducing_command("sciml train dcdm", argv, result.steps), "training_scenes": scenes,
               "sizes": args.sizes, "lanczos_steps": _one_or_list(args.lanczos_steps),
-              "lanczos_memory_gb": args.lanczos_memory_gb, "noise": noise,
+              "lanczos_memory_gb": args.lanczos_memory_gb, "prolong": args.prolong, "noise": noise,
               "unroll": unroll, "on_policy": args.on_policy,
               "init": str(args.init) if args.init else None, "steps": result.steps, "lr": args.lr,
               "batch_size": args.batch_size, "seed": args.seed, "final_loss": result.losses[-1],

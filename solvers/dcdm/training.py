@@ -18,7 +18,7 @@ from torch import nn
 
 from sciml.linalg import PoissonStencil
 from sciml.train import TrainConfig, TrainResult, fit, shard
-from solvers.dcdm.data import RitzBasis, ritz_basis
+from solvers.dcdm.data import RitzBasis, merged, prolonged_modes, ritz_basis
 from solvers.dcdm.scenes import get_scene
 
 
@@ -109,6 +109,11 @@ class DCDMTrainingSetup:
         Fraction of each batch replaced by the residual the current network leaves after
         one exact step on it, ``r = b - alpha A f(b)`` (normalised, no gradient through
         it): the ``A e`` residuals DCDM meets from its second iteration on.
+    prolong : int
+        Beyond the paper: add to each size's basis the ``prolong`` lowest Ritz vectors of the
+        same scene at the previous (coarser) size, interpolated (see
+        :func:`~solvers.dcdm.data.prolonged_modes`). With ``lanczos_steps`` 0 for a size, its
+        basis is only these modes (plus the white noise).
     operators : list of PoissonStencil (float32), one per (scene, size)
     bases : list of RitzBasis, one per (scene, size)
     """
@@ -119,21 +124,35 @@ class DCDMTrainingSetup:
     noise: float = 0.0
     unroll: int = 1
     on_policy: float = 0.0
+    prolong: int = 0
     operators: list[PoissonStencil] = field(default_factory=list)
     bases: list[RitzBasis] = field(default_factory=list)
 
     @classmethod
     def build(cls, scenes: Sequence[str], sizes: Sequence[int], lanczos_steps: int | Sequence[int], seed: int = 0,
               noise: float = 0.0, unroll: int = 1, on_policy: float = 0.0,
-              device: str | torch.device = "cpu", lanczos_memory_gb: float = 2.0) -> "DCDMTrainingSetup":
+              device: str | torch.device = "cpu", lanczos_memory_gb: float = 2.0,
+              prolong: int = 0) -> "DCDMTrainingSetup":
         """Rasterise the scenes at each size and run Lanczos on each matrix (on ``device``)."""
         steps_per_size = _per_size(lanczos_steps, sizes)
-        setup = cls(list(scenes), list(sizes), lanczos_steps, noise, unroll, on_policy)
+        if prolong and list(sizes) != sorted(sizes):
+            raise ValueError(f"prolong needs the sizes in ascending order, got {list(sizes)}")
+        setup = cls(list(scenes), list(sizes), lanczos_steps, noise, unroll, on_policy, prolong)
         for index, (n, name) in enumerate((n, name) for n in sizes for name in scenes):
-            scene = get_scene(name).at(n)
-            steps = min(steps_per_size[n], n ** 3 // 4)
-            A = scene.stencil(dtype=torch.float64).to(device=device)
-            setup.bases.append(ritz_basis(A, steps, seed=seed + index, max_memory_gb=lanczos_memory_gb))
+            A = get_scene(name).at(n).stencil(dtype=torch.float64).to(device=device)
+            basis = None
+            if steps_per_size[n] > 0:
+                steps = min(steps_per_size[n], n ** 3 // 4)
+                basis = ritz_basis(A, steps, seed=seed + index, max_memory_gb=lanczos_memory_gb)
+            if prolong and index >= len(scenes):
+                below = index - len(scenes)
+                low = prolonged_modes(setup.bases[below], setup.operators[below].fluid.reshape(-1), prolong, A.grid,
+                                      A.fluid.reshape(-1))
+                basis = low if basis is None else merged(low, basis)
+            if basis is None:
+                raise ValueError(f"no training vectors at {n}^3: give it Lanczos steps or prolong modes from "
+                                 "a coarser size")
+            setup.bases.append(basis)
             setup.operators.append(A.to(dtype=torch.float32))
             logger.info("scene %s at %d^3: %d Ritz pairs, smallest %.3e", name, n,
                         setup.bases[-1].values.numel(), float(setup.bases[-1].values[0]))

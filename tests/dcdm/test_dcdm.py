@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from sciml.linalg import cg, eigsh
-from solvers.dcdm.data import SPECTRUM_BIAS, ritz_basis
+from solvers.dcdm.data import SPECTRUM_BIAS, merged, prolonged_modes, ritz_basis
 from solvers.dcdm.network import PaperDCDMNet, RecursiveUNetDCDMNet, UNetDCDMNet, build_network, flops_per_voxel
 from solvers.dcdm.scenes import get_scene, heldout_scenes
 from sciml.pretrained import data_dir
@@ -208,6 +208,32 @@ def test_lanczos_steps_per_size():
     assert setup.bases[1].values.numel() > 30
     with pytest.raises(ValueError, match="one per size"):
         DCDMTrainingSetup.build(["sphere"], [8, 12], lanczos_steps=[30, 50, 70])
+
+
+def test_prolonged_modes_are_the_fine_grids_low_modes():
+    coarse_A, A = get_scene("sphere").at(16).stencil(), get_scene("sphere").at(32).stencil()
+    coarse = ritz_basis(coarse_A, 300)
+    fluid = A.fluid.reshape(-1)
+    low = prolonged_modes(coarse, coarse_A.fluid.reshape(-1), 4, A.grid, fluid)
+    v = low.vectors.double()
+    assert v.shape == (32 ** 3, 4) and low.low_modes == 4
+    assert torch.allclose(v.norm(dim=0), torch.ones(4, dtype=v.dtype)) and v[~fluid].abs().max() == 0
+    rayleigh = (v * A.matvec(v)).sum(0)
+    exact, _ = eigsh(A.to_csr().to_scipy()[fluid.numpy()][:, fluid.numpy()], 1)
+    lowest = float(exact[0])
+    assert abs(float(rayleigh[0]) / lowest - 1) < 0.1  # a masked interpolation without the fluid weights: 2.4x
+    with pytest.raises(ValueError, match="integer factor"):
+        prolonged_modes(coarse, coarse_A.fluid.reshape(-1), 4, (24, 24, 24), fluid)
+    both = merged(low, ritz_basis(A, 40))
+    assert both.values.numel() == 44 and bool((both.values.diff() >= 0).all())
+    assert both.low_modes == 4 + 40 // 2 + 2
+
+
+def test_training_bases_from_coarser_modes_alone():
+    setup = DCDMTrainingSetup.build(["sphere"], [8, 16], lanczos_steps=[60, 0], prolong=10)
+    assert setup.bases[1].vectors.shape == (16 ** 3, 10) and setup.bases[1].grid == (16, 16, 16)
+    with pytest.raises(ValueError, match="no training vectors"):
+        DCDMTrainingSetup.build(["sphere"], [8, 16], lanczos_steps=[60, 0])
 
 
 # where each solves alone
