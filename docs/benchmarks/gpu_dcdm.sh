@@ -7,7 +7,9 @@
 # ARCH, RITZ and TRAIN_SCENES choose the trained network (default: the U-Net on 400 Ritz vectors of
 # every training scene); BIG_SIZE=0 skips the 256^3 stage; INIT (with LR)
 # fine-tunes given weights; BENCH_ARGS are passed to `sciml bench dcdm` (e.g. --tf32); LANCZOS_GB
-# is the memory budget of one Lanczos basis (default 16; 3000 vectors at 128^3 need 50).
+# is the memory budget of one Lanczos basis (default 16; 3000 vectors at 128^3 need 50). RITZ may
+# give one count per training size ("3000 600" with TRAIN_SIZES="64 128"); PROLONG=K adds the K lowest
+# modes of the next coarser size, interpolated, to each larger size's basis.
 #
 # Usage, from the repository root on a CUDA machine with torch installed:
 #   OUT=results bash docs/benchmarks/gpu_dcdm.sh
@@ -18,6 +20,8 @@ ARCH=${ARCH:-unet}
 RITZ=${RITZ:-400}
 INIT_ARGS=(); [ -n "${INIT:-}" ] && INIT_ARGS=(--init "$INIT" --lr "${LR:-3e-4}")
 read -r -a TRAIN_SIZES <<<"${TRAIN_SIZES:-32 64}"
+read -r -a RITZ_COUNTS <<<"$RITZ"
+PROLONG_ARGS=(); [ -n "${PROLONG:-}" ] && PROLONG_ARGS=(--prolong "$PROLONG")
 SCENE_ARGS=(); [ -n "${TRAIN_SCENES:-}" ] && read -r -a SCENE_ARGS <<<"--scenes $TRAIN_SCENES"
 read -r -a BENCH_SIZES <<<"${BENCH_SIZES:-64 128}"
 BIG_SIZE=${BIG_SIZE:-256}
@@ -33,7 +37,8 @@ fi
 if [ "${TRAIN_SECONDS:=90}" -gt 0 ]; then
 stage "train $ARCH (sizes ${TRAIN_SIZES[*]}, scenes ${TRAIN_SCENES:-all}, $RITZ Ritz vectors, $TRAIN_SECONDS s)"
 timeout $((TRAIN_SECONDS + 120)) "${SCIML[@]}" train dcdm --arch "$ARCH" --sizes "${TRAIN_SIZES[@]}" \
-  "${SCENE_ARGS[@]}" "${INIT_ARGS[@]}" --lanczos-steps "$RITZ" --lanczos-memory-gb "${LANCZOS_GB:-16}" --steps 100000 \
+  "${SCENE_ARGS[@]}" "${INIT_ARGS[@]}" --lanczos-steps "${RITZ_COUNTS[@]}" "${PROLONG_ARGS[@]}" \
+  --lanczos-memory-gb "${LANCZOS_GB:-16}" --steps 100000 \
   --time-limit "$TRAIN_SECONDS" --device "$DEVICE" --out "$OUT/dcdm-$ARCH-gpu.safetensors" \
   --checkpoint-dir /tmp/dcdm-ck 2>&1 | tr '\r' '\n' | grep -v "^train:" | tail -n 20 >>"$LOG"
 fi
