@@ -6,15 +6,11 @@ from torch.autograd.functional import jvp
 
 from sciml.nn.icnn import LPN, ConvICNN
 
+from ._nets import random_lpn
+
 
 def _net(seed=0, **kw):
-    torch.manual_seed(seed)
-    net = LPN(hidden=6, layers=3, **kw).double()
-    # move the constrained weights away from the tiny initial values so that they matter
-    with torch.no_grad():
-        for w in net.potential.constrained_parameters():
-            w.uniform_(0.0, 0.3)
-    return net
+    return random_lpn(seed, hidden=6, layers=3, **kw)
 
 
 @pytest.mark.parametrize("shape", [(9, 9), (16, 23), (31, 12)])
@@ -115,12 +111,7 @@ def test_shipped_gray_model_exact_and_nonnegative():
 
 
 def _global_net(seed=0, size=12):
-    torch.manual_seed(seed)
-    net = LPN(architecture="global", size=size, hidden=4, head=6).double()
-    with torch.no_grad():
-        for w in net.potential.constrained_parameters():
-            w.uniform_(0.0, 0.3)
-    return net
+    return random_lpn(seed, architecture="global", size=size, hidden=4, head=6)
 
 
 def test_global_network_is_an_exact_prox_of_a_convex_potential():

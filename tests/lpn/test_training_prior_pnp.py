@@ -12,6 +12,8 @@ from solvers.lpn.pnp import lpn_denoiser, pnp_admm, pnp_pgd, psnr, tv_denoiser
 from solvers.lpn.prior import prox_descent, regulariser
 from solvers.lpn.training import Schedule, proximal_matching_loss, train_lpn
 
+from ._nets import random_lpn
+
 
 def test_schedule_follows_the_paper():
     s = Schedule(steps=100, loss="pm", gamma_min=2.0)
@@ -44,12 +46,7 @@ def test_training_keeps_weights_nonnegative_and_lowers_loss(tmp_path):
 
 
 def _random_lpn(seed=0, **kw):
-    torch.manual_seed(seed)
-    net = LPN(hidden=6, layers=3, alpha=0.05, **kw).double().eval()
-    with torch.no_grad():
-        for w in net.potential.constrained_parameters():
-            w.uniform_(0.0, 0.3)
-    return net
+    return random_lpn(seed, hidden=6, layers=3, alpha=0.05, **kw).eval()
 
 
 def test_inversion_recovers_preimage_and_solvers_agree():
