@@ -328,6 +328,12 @@ def _many_spheres(count: int = 24, seed: int = 7) -> tuple[Sphere, ...]:
     return tuple(Sphere(tuple(rng.uniform(0.12, 0.8, size=3)), float(rng.uniform(0.04, 0.08))) for _ in range(count))
 
 
+def _small_boxes(count: int = 16, seed: int = 3) -> tuple[Box, ...]:
+    rng = np.random.default_rng(seed)
+    return tuple(Box(tuple(rng.uniform(0.15, 0.8, size=3)), tuple(rng.uniform(0.03, 0.06, size=3)))
+                 for _ in range(count))
+
+
 _TRAINING = (
     SceneSpec("empty", (), description="closed box, open top, no obstacle"),
     SceneSpec("sphere", (Sphere((0.5, 0.5, 0.4), 0.2),)),
@@ -335,6 +341,7 @@ _TRAINING = (
     SceneSpec("box_plate", (Box((0.5, 0.5, 0.2), (0.15, 0.2, 0.1)), Plate((0.5, 0.5, 0.6), (0.3, 0.25)))),
     SceneSpec("floor_box", (Box((0.3, 0.6, 0.2), (0.12, 0.25, 0.2)),), description="box standing on the floor"),
     SceneSpec("sphere_plate", (Sphere((0.35, 0.5, 0.3), 0.15), Plate((0.6, 0.5, 0.7), (0.25, 0.4), 0.03))),
+    SceneSpec("small_boxes", _small_boxes(), description="16 small axis-aligned boxes"),
 )
 
 _HELDOUT = (
@@ -354,7 +361,7 @@ _HELDOUT = (
 
 
 def training_scenes() -> list[SceneSpec]:
-    """The fixed training scenes (boxes, spheres, horizontal plates)."""
+    """The fixed training scenes (boxes, spheres, horizontal plates, many small boxes)."""
     return list(_TRAINING)
 
 
