@@ -135,8 +135,9 @@ class DCDMTrainingSetup:
               prolong: int = 0) -> "DCDMTrainingSetup":
         """Rasterise the scenes at each size and run Lanczos on each matrix (on ``device``)."""
         steps_per_size = _per_size(lanczos_steps, sizes)
-        if prolong and list(sizes) != sorted(sizes):
-            raise ValueError(f"prolong needs the sizes in ascending order, got {list(sizes)}")
+        if prolong and (len(sizes) < 2 or list(sizes) != sorted(sizes)):
+            raise ValueError(f"prolong carries modes from one training size to the next: it needs at least two "
+                             f"sizes in ascending order, got {list(sizes)}")
         setup = cls(list(scenes), list(sizes), lanczos_steps, noise, unroll, on_policy, prolong)
         for index, (n, name) in enumerate((n, name) for n in sizes for name in scenes):
             A = get_scene(name).at(n).stencil(dtype=torch.float64).to(device=device)

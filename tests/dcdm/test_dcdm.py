@@ -233,6 +233,9 @@ def test_training_bases_from_coarser_modes_alone():
     assert setup.bases[1].vectors.shape == (16 ** 3, 10) and setup.bases[1].grid == (16, 16, 16)
     with pytest.raises(ValueError, match="no training vectors"):
         DCDMTrainingSetup.build(["sphere"], [8, 16], lanczos_steps=[60, 0])
+    for sizes in ([16], [16, 8]):
+        with pytest.raises(ValueError, match="at least two sizes in ascending order"):
+            DCDMTrainingSetup.build(["sphere"], sizes, lanczos_steps=60, prolong=10)
 
 
 # where each solves alone
